@@ -1,0 +1,117 @@
+"""How an article becomes chat messages. Shared by the answering actions.
+
+An answer is at most three messages: the short version and the next step; who can help
+(open now or not, with 24/7 lines when others are closed); the source, its date and
+"information, not legal advice", with a `custom` payload the web page renders as links.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.settings import Settings, get_settings
+
+LONDON = ZoneInfo("Europe/London")
+
+NEXT_BUTTONS = [
+    {"title": "Ask something else", "payload": "/ask_question"},
+    {"title": "Talk to Liberty's advice line", "payload": "/request_human"},
+    {"title": "I'm done", "payload": "/goodbye"},
+]
+
+KB_DOWN_TEXT = (
+    "Sorry, I can't look that up right now. If you are in danger, call 999. "
+    "Please try again in a few minutes."
+)
+
+
+def now_in_london() -> datetime:
+    return datetime.now(LONDON)
+
+
+def open_knowledge_base(settings: Settings | None = None):
+    """The knowledge base, or None when it cannot be opened (the caller says so calmly)."""
+    from bot.knowledge import KnowledgeBase, KnowledgeBaseUnavailable
+
+    settings = settings or get_settings()
+    try:
+        return KnowledgeBase.open(settings.knowledge_db)
+    except KnowledgeBaseUnavailable:
+        return None
+
+
+def contacts_for(article, kb, nation: str | None) -> list:
+    contacts = [kb.contact(key) for key in article.contacts]
+    contacts = [c for c in contacts if c is not None]
+    if nation in ("england-wales", "scotland", "northern-ireland"):
+        local = [c for c in contacts if "all" in c.nations or nation in c.nations]
+        contacts = local or contacts
+    return contacts
+
+
+def article_messages(article, kb, nation: str | None = None,
+                     now: datetime | None = None) -> list[dict[str, Any]]:
+    """The messages (kwargs for dispatcher.utter_message) that answer with one article."""
+    now = now or now_in_london()
+    messages: list[dict[str, Any]] = [
+        {"text": f"{article.summary}\n\nWhat you can do next: {article.next_step}"}
+    ]
+    contacts = contacts_for(article, kb, nation)
+    lines = [c.describe(now) for c in contacts[:4]]
+    if any(c.is_open(now) is False for c in contacts[:4]):
+        always = [c for c in kb.always_open_contacts(nation) if c not in contacts[:4]]
+        if always:
+            lines.append("Open now, day and night:")
+            lines.extend(c.describe(now) for c in always[:2])
+    if lines:
+        messages.append({"text": "Who can help:\n" + "\n".join(f"- {line}" for line in lines)})
+    source_titles = "; ".join(s.title for s in article.sources[:2])
+    messages.append(
+        {
+            "text": (
+                f"Source: {source_titles}. Checked {article.last_reviewed:%d %B %Y}. "
+                "This is information, not legal advice."
+            ),
+            "json_message": article_payload(article),
+            "buttons": NEXT_BUTTONS,
+        }
+    )
+    return messages
+
+
+def article_payload(article) -> dict[str, Any]:
+    return {
+        "article_id": article.id,
+        "title": article.title,
+        "sources": [
+            {"title": s.title, "url": s.url, "date": str(s.date)} for s in article.sources
+        ],
+        "last_reviewed": str(article.last_reviewed),
+    }
+
+
+def shown_slots(tracker, article_id: str) -> list:
+    from rasa_sdk.events import SlotSet
+
+    shown = list(tracker.get_slot("articles_shown") or [])
+    if article_id not in shown:
+        shown.append(article_id)
+    return [SlotSet("articles_shown", shown), SlotSet("last_article", article_id)]
+
+
+def situation_tags(tracker) -> list[str]:
+    """The knowledge-base situation tags that match what we know about the person."""
+    tags = []
+    what = tracker.get_slot("what_happened")
+    if what and what not in ("other", "skipped"):
+        tags.append(what)
+    if tracker.get_slot("role") == "witness":
+        tags.append("witness")
+    if tracker.get_slot("immigration_fear"):
+        tags.append("immigration_fear")
+    service = tracker.get_slot("service")
+    if service:
+        tags.append({"health": "healthcare", "employer": "employer"}.get(service, service))
+    return tags

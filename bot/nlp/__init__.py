@@ -1,0 +1,1 @@
+"""The project's own language pipeline: spaCy patterns, the emergency safety net."""

@@ -1,0 +1,1 @@
+"""Care don't share: personal-data detection, redaction, encryption and retention."""

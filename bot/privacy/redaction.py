@@ -1,0 +1,103 @@
+"""Redaction of Rasa tracker events before they are persisted.
+
+Everything that reaches a disk goes through here first: user message text and its parse
+data, slot values, bot text. Categorical values the bot itself chose (slot values from a
+fixed list, intent names) are kept; free text is replaced by `bot.privacy.pii.redact`.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from bot.privacy.pii import redact
+
+# Slots whose values come from a fixed list of words the bot defines, never from free text.
+CATEGORICAL_SLOTS = {
+    "role",
+    "what_happened",
+    "danger_now",
+    "nation",
+    "service",
+    "immigration_fear",
+    "articles_shown",
+    "last_article",
+    "requested_slot",
+    "handoff_consent",
+    "contact_method",
+    "safe_times",
+    "may_leave_message",
+    "may_say_who",
+    "handoff_reference",
+    "session_started_metadata",
+}
+
+# Entity values kept as they are after synonym mapping: anything else is redacted.
+CATEGORICAL_ENTITY_VALUES = {
+    "role": {"victim", "witness", "someone_else"},
+    "what_happened": {
+        "domestic_abuse", "sexual_violence", "assault", "hate_crime", "modern_slavery",
+        "labour_exploitation", "theft_fraud", "other",
+    },
+    "nation": {"england-wales", "scotland", "northern-ireland"},
+    "service": {"police", "health", "school", "housing", "employer", "landlord"},
+    "immigration_fear": {"true"},
+    "contact_method": {"phone", "text", "email", "self"},
+}
+
+REDACTED = "[REDACTED]"
+
+
+def _redact_entity(entity: dict[str, Any]) -> dict[str, Any]:
+    entity = dict(entity)
+    allowed = CATEGORICAL_ENTITY_VALUES.get(entity.get("entity", ""), set())
+    if str(entity.get("value")) not in allowed:
+        entity["value"] = REDACTED
+    # Offsets into the original text would let a reader line up a redacted span.
+    entity.pop("text", None)
+    return entity
+
+
+def _redact_parse_data(parse_data: dict[str, Any]) -> dict[str, Any]:
+    parse_data = dict(parse_data)
+    if "text" in parse_data:
+        parse_data["text"] = redact(parse_data.get("text") or "")
+    parse_data["entities"] = [_redact_entity(e) for e in parse_data.get("entities") or []]
+    return parse_data
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [_redact_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _redact_value(v) for k, v in value.items()}
+    return value
+
+
+def redact_event(event: dict[str, Any]) -> dict[str, Any]:
+    """A copy of one serialised Rasa event that is safe to write to disk."""
+    event = copy.deepcopy(event)
+    kind = event.get("event")
+    if kind == "user":
+        event["text"] = redact(event.get("text") or "") if event.get("text") else event.get("text")
+        if event.get("parse_data"):
+            event["parse_data"] = _redact_parse_data(event["parse_data"])
+        # Channel metadata can carry anything a client sends; none of it is needed later.
+        event["metadata"] = {}
+    elif kind == "bot":
+        if event.get("text"):
+            event["text"] = redact(event["text"])
+    elif kind == "slot":
+        if event.get("name") not in CATEGORICAL_SLOTS:
+            event["value"] = _redact_value(event.get("value"))
+    elif kind == "entities":
+        event["entities"] = [_redact_entity(e) for e in event.get("entities") or []]
+    elif kind == "session_started":
+        event["metadata"] = {}
+    elif kind == "user_featurization":
+        pass
+    if "metadata" in event and kind not in ("bot",):
+        event["metadata"] = {}
+    return event

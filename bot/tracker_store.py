@@ -1,0 +1,225 @@
+"""The conversation store: Rasa's SQL tracker store, made safe for this project.
+
+Rasa 3.6 persists every event as JSON text, including what people type. This subclass
+- redacts each event before it is written (bot.privacy.redaction), so no personal data
+  reaches the disk;
+- hides SQL parameters from error messages (SQLAlchemy would print the message text);
+- runs SQLite in WAL mode with a busy timeout and `secure_delete`, and retries a locked
+  database instead of dropping the turn;
+- reports a failed save or load to the REST channel (bot.channels.rest), which answers the
+  person calmly with HTTP 503, instead of Rasa silently keeping the turn in memory;
+- forgets a whole conversation when `action_forget_conversation` has run.
+
+`ConversationStore` is the same table seen from outside Rasa: the web app, the CLI and the
+retention purge use it to delete conversations.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from rasa.core.tracker_store import SQLTrackerStore, TrackerStore
+from rasa.shared.core.trackers import DialogueStateTracker
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+
+from bot.privacy.redaction import redact_event
+from bot.settings import get_settings
+
+logger = logging.getLogger(__name__)
+
+FORGET_ACTION = "action_forget_conversation"
+SAVE_ATTEMPTS = 4
+
+# Failures of the store during the current request. The REST channel sets a fresh list per
+# message and reads it afterwards; Rasa's FailSafeTrackerStore would otherwise hide them.
+store_failures: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "store_failures", default=None
+)
+
+
+class ConversationStoreError(RuntimeError):
+    """The conversation could not be saved or loaded."""
+
+
+def _report_failure(what: str) -> None:
+    failures = store_failures.get()
+    if failures is not None:
+        failures.append(what)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine that never prints SQL parameters and, on SQLite, is safe to share."""
+    is_sqlite = url.startswith("sqlite")
+    kwargs: dict[str, Any] = {"hide_parameters": True, "future": True}
+    if is_sqlite:
+        kwargs["connect_args"] = {"timeout": 10, "check_same_thread": False}
+    else:
+        kwargs["pool_pre_ping"] = True
+    engine = sa.create_engine(url, **kwargs)
+    if is_sqlite:
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record) -> None:  # pragma: no cover - driver
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.execute("PRAGMA secure_delete=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+    return engine
+
+
+class ConversationStore:
+    """Delete and purge conversations in the tracker store's `events` table."""
+
+    def __init__(self, url: str | None = None, engine: Engine | None = None) -> None:
+        self.engine = engine or make_engine(url or get_settings().tracker_url)
+        SQLTrackerStore.Base.metadata.create_all(self.engine)
+
+    @property
+    def _is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def scrub(self) -> None:
+        """Make deleted text really gone from the SQLite file and its WAL."""
+        if self._is_sqlite:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def delete(self, sender_id: str) -> int:
+        """Delete one conversation at once. Returns the number of events removed."""
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                sa.text("DELETE FROM events WHERE sender_id = :sender_id"),
+                {"sender_id": sender_id},
+            )
+        self.scrub()
+        return result.rowcount or 0
+
+    def purge_idle(self, idle_hours: float, now: float | None = None) -> int:
+        """Delete conversations with no event for `idle_hours`. Returns conversations removed."""
+        cutoff = (now or time.time()) - idle_hours * 3600
+        with self.engine.begin() as connection:
+            stale = [
+                row[0]
+                for row in connection.execute(
+                    sa.text(
+                        "SELECT sender_id FROM events GROUP BY sender_id "
+                        "HAVING MAX(timestamp) < :cutoff"
+                    ),
+                    {"cutoff": cutoff},
+                )
+            ]
+            for sender_id in stale:
+                connection.execute(
+                    sa.text("DELETE FROM events WHERE sender_id = :sender_id"),
+                    {"sender_id": sender_id},
+                )
+        if stale:
+            self.scrub()
+        return len(stale)
+
+    def count_events(self, sender_id: str | None = None) -> int:
+        query = "SELECT COUNT(*) FROM events"
+        params: dict[str, Any] = {}
+        if sender_id is not None:
+            query += " WHERE sender_id = :sender_id"
+            params["sender_id"] = sender_id
+        with self.engine.connect() as connection:
+            return int(connection.execute(sa.text(query), params).scalar() or 0)
+
+    def vacuum(self) -> None:
+        if self._is_sqlite:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("VACUUM")
+            self.scrub()
+
+
+class RedactingSQLTrackerStore(SQLTrackerStore):
+    """Rasa's SQLTrackerStore with redaction, safe SQLite settings and loud failures.
+
+    Configured in endpoints.yml as `type: bot.tracker_store.RedactingSQLTrackerStore`.
+    The database URL comes from bot.settings (TRACKER_STORE_URL, or SQLite under DATA_DIR).
+    """
+
+    def __init__(self, domain=None, event_broker=None, url: str | None = None, **kwargs) -> None:
+        # SQLTrackerStore.__init__ is not called on purpose: it builds an engine that shows
+        # SQL parameters in errors and retries a missing database forever.
+        settings = get_settings()
+        if (url or settings.tracker_url).startswith("sqlite"):
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.conversations = ConversationStore(url or settings.tracker_url)
+        self.engine = self.conversations.engine
+        self.sessionmaker = sa.orm.sessionmaker(bind=self.engine)
+        TrackerStore.__init__(self, domain, event_broker, **kwargs)
+
+    @contextmanager
+    def session_scope(self) -> Iterator[sa.orm.Session]:
+        session = self.sessionmaker()
+        try:
+            yield session
+        finally:
+            session.close()
+
+    async def _retrieve(self, sender_id: str, fetch_events_from_all_sessions: bool):
+        try:
+            return await super()._retrieve(sender_id, fetch_events_from_all_sessions)
+        except Exception as error:
+            logger.error("Could not load a conversation: %s", type(error).__name__)
+            _report_failure("retrieve")
+            raise ConversationStoreError("load failed") from None
+
+    async def save(self, tracker: DialogueStateTracker) -> None:
+        for attempt in range(1, SAVE_ATTEMPTS + 1):
+            try:
+                self._save_redacted(tracker)
+                return
+            except OperationalError as error:
+                # "database is locked" and friends: wait a little, then try again.
+                logger.warning(
+                    "Conversation store busy (attempt %d of %d): %s",
+                    attempt, SAVE_ATTEMPTS, type(error.orig).__name__,
+                )
+                time.sleep(0.2 * attempt)
+            except Exception as error:
+                logger.error("Could not save a conversation: %s", type(error).__name__)
+                break
+        _report_failure("save")
+        logger.error("A conversation turn could not be saved; the person was told.")
+        raise ConversationStoreError("save failed")
+
+    def _save_redacted(self, tracker: DialogueStateTracker) -> None:
+        with self.session_scope() as session:
+            new_events = list(self._additional_events(session, tracker))
+            if any(
+                getattr(event, "action_name", None) == FORGET_ACTION for event in new_events
+            ):
+                session.execute(
+                    sa.delete(self.SQLEvent).where(self.SQLEvent.sender_id == tracker.sender_id)
+                )
+                session.commit()
+                self.conversations.scrub()
+                return
+            for event in new_events:
+                data = redact_event(event.as_dict())
+                intent = (data.get("parse_data") or {}).get("intent", {}).get("name")
+                session.add(
+                    self.SQLEvent(
+                        sender_id=tracker.sender_id,
+                        type_name=event.type_name,
+                        timestamp=data.get("timestamp"),
+                        intent_name=intent,
+                        action_name=data.get("name"),
+                        data=json.dumps(data),
+                    )
+                )
+            session.commit()

@@ -1,0 +1,1 @@
+"""The web app: chat page and widget, staff review, health."""
