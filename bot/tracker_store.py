@@ -78,6 +78,20 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def _user_events_answering(tracker: DialogueStateTracker, slot: str) -> set[int]:
+    """ids of the user events sent while the bot was asking for `slot`."""
+    from rasa.shared.core.events import SlotSet, UserUttered
+
+    asking = None
+    answering: set[int] = set()
+    for event in tracker.events:
+        if isinstance(event, SlotSet) and event.key == "requested_slot":
+            asking = event.value
+        elif isinstance(event, UserUttered) and asking == slot:
+            answering.add(id(event))
+    return answering
+
+
 class ConversationStore:
     """Delete and purge conversations in the tracker store's `events` table."""
 
@@ -209,8 +223,11 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
                 session.commit()
                 self.conversations.scrub()
                 return
+            answering_contact_detail = _user_events_answering(tracker, "contact_detail")
             for event in new_events:
-                data = redact_event(event.as_dict())
+                data = redact_event(
+                    event.as_dict(), is_contact_detail=id(event) in answering_contact_detail
+                )
                 intent = (data.get("parse_data") or {}).get("intent", {}).get("name")
                 session.add(
                     self.SQLEvent(

@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 SENDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
+# Chat commands a person can type, mapped to the intent payload Rasa understands.
+COMMANDS = {"/forget": "/forget_conversation", "/delete": "/forget_conversation"}
+
 EMPTY_REPLY = "I didn't get a message. Type what you would like to ask, or choose a button."
 TOO_LONG_REPLY = (
     "That message is too long for me. Could you send a shorter one, in a few sentences? "
@@ -95,6 +98,7 @@ class SafeRestInput(RestInput):
                 return _reply(sender_id, EMPTY_REPLY)
             if len(text) > max_chars:
                 return _reply(sender_id, TOO_LONG_REPLY)
+            text = COMMANDS.get(text.lower(), text)
 
             collector = CollectingOutputChannel()
             failures: list[str] = []

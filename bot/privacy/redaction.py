@@ -23,9 +23,8 @@ CATEGORICAL_SLOTS = {
     "articles_shown",
     "last_article",
     "requested_slot",
-    "handoff_consent",
     "contact_method",
-    "safe_times",
+    "contact_detail_masked",
     "may_leave_message",
     "may_say_who",
     "handoff_reference",
@@ -45,7 +44,13 @@ CATEGORICAL_ENTITY_VALUES = {
     "contact_method": {"phone", "text", "email", "self"},
 }
 
+# Slots that hold a contact detail: only ever stored as a Fernet token (bot.privacy.crypto).
+# The raw value a person typed is replaced, whatever it looks like.
+ENCRYPTED_SLOTS = {"contact_detail"}
+FERNET_PREFIX = "gAAAAA"
+
 REDACTED = "[REDACTED]"
+CONTACT_DETAIL = "[CONTACT_DETAIL]"
 
 
 def _redact_entity(entity: dict[str, Any]) -> dict[str, Any]:
@@ -63,6 +68,7 @@ def _redact_parse_data(parse_data: dict[str, Any]) -> dict[str, Any]:
     if "text" in parse_data:
         parse_data["text"] = redact(parse_data.get("text") or "")
     parse_data["entities"] = [_redact_entity(e) for e in parse_data.get("entities") or []]
+    parse_data.pop("metadata", None)
     return parse_data
 
 
@@ -76,11 +82,20 @@ def _redact_value(value: Any) -> Any:
     return value
 
 
-def redact_event(event: dict[str, Any]) -> dict[str, Any]:
-    """A copy of one serialised Rasa event that is safe to write to disk."""
+def redact_event(event: dict[str, Any], *, is_contact_detail: bool = False) -> dict[str, Any]:
+    """A copy of one serialised Rasa event that is safe to write to disk.
+
+    `is_contact_detail` marks the user message that answered "what number or email?":
+    its text is replaced whole, so a detail the detector would miss is not kept either.
+    """
     event = copy.deepcopy(event)
     kind = event.get("event")
-    if kind == "user":
+    if kind == "user" and is_contact_detail:
+        event["text"] = CONTACT_DETAIL
+        if event.get("parse_data"):
+            event["parse_data"] = {**_redact_parse_data(event["parse_data"]), "text": CONTACT_DETAIL}
+        event["metadata"] = {}
+    elif kind == "user":
         event["text"] = redact(event.get("text") or "") if event.get("text") else event.get("text")
         if event.get("parse_data"):
             event["parse_data"] = _redact_parse_data(event["parse_data"])
@@ -90,7 +105,11 @@ def redact_event(event: dict[str, Any]) -> dict[str, Any]:
         if event.get("text"):
             event["text"] = redact(event["text"])
     elif kind == "slot":
-        if event.get("name") not in CATEGORICAL_SLOTS:
+        if event.get("name") in ENCRYPTED_SLOTS:
+            value = event.get("value")
+            if not (isinstance(value, str) and value.startswith(FERNET_PREFIX)):
+                event["value"] = CONTACT_DETAIL if value else value
+        elif event.get("name") not in CATEGORICAL_SLOTS:
             event["value"] = _redact_value(event.get("value"))
     elif kind == "entities":
         event["entities"] = [_redact_entity(e) for e in event.get("entities") or []]
