@@ -63,9 +63,12 @@ integration: train ## Tests that start the real servers against the trained mode
 evaluate: train ## rasa test nlu + stories on the held-out data; fails under the thresholds
 	$(PY) -m bot.evaluation
 
-test: lint validate check train ## Everything CI runs
-	$(PY) -m pytest -q -m "not services and not browser"
+test: lint validate check train ## Everything CI runs (browser and services tests included)
+	$(PY) -m pytest -q
 	$(PY) -m bot.evaluation
+
+bench: train ## Benchmarks: safe-report against stock Rasa, search, staff queue (prints figures)
+	$(PY) -m benchmarks.bench_stack
 
 purge: install ## Delete everything past its retention period now
 	$(CLI) purge

@@ -6,6 +6,7 @@
     safe-report purge          delete everything past its retention period, now
     safe-report forget ID      delete one conversation now
     safe-report kb ...         the knowledge base (build, search, check, show)
+    safe-report inbox ...      the review inbox (list, export, clear)
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import sys
 
 import click
 
+from bot.inbox.cli import inbox
+from bot.knowledge.cli import kb
 from bot.settings import get_settings, load_settings
 
 
@@ -91,26 +94,17 @@ def purge() -> None:
 
 
 def _build_knowledge(settings) -> None:
-    try:
-        from bot.knowledge import build_knowledge_base
-        from bot.knowledge.store import is_stale
-    except ImportError:  # pragma: no cover - during early bootstrap only
-        return
+    from bot.knowledge import build_knowledge_base
+    from bot.knowledge.store import is_stale
+
     source = settings.project_root / "knowledge"
     if is_stale(source, settings.knowledge_db):
         build_knowledge_base(source, settings.knowledge_db, progress=True)
 
 
-def _register_optional_groups() -> None:
-    """Subcommand groups that live beside their modules."""
-    try:
-        from bot.knowledge.cli import kb
-    except ImportError:  # pragma: no cover
-        return
-    cli.add_command(kb)
-
-
-_register_optional_groups()
+# Subcommand groups live beside their modules, each mirroring that module's API.
+cli.add_command(kb)
+cli.add_command(inbox)
 
 
 def main() -> None:

@@ -11,11 +11,18 @@ from bot.settings import Settings
 
 def purge_all(settings: Settings) -> dict[str, int]:
     """Purge every store. Returns how many items each store removed."""
+    from bot.inbox import InboxStore
     from bot.tracker_store import ConversationStore
 
     removed = {
         "conversations": ConversationStore(settings.tracker_url).purge_idle(
             settings.conversation_retention_hours
         ),
+        "inbox": InboxStore(settings.inbox_db).purge(settings.inbox_retention_days),
     }
+    try:
+        from bot.handoff import HandoffStore
+    except ImportError:  # pragma: no cover - until the handoff store lands
+        return removed
+    removed["handoffs"] = HandoffStore(settings.handoffs_db).purge(settings.handoff_retention_days)
     return removed

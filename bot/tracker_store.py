@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,6 +37,8 @@ from bot.settings import get_settings
 logger = logging.getLogger(__name__)
 
 FORGET_ACTION = "action_forget_conversation"
+# Answers typed into these form slots are free text by design, not misunderstood messages.
+FREE_TEXT_SLOTS = ("contact_detail", "safe_times")
 SAVE_ATTEMPTS = 4
 
 # Failures of the store during the current request. The REST channel sets a fresh list per
@@ -78,8 +81,8 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def _user_events_answering(tracker: DialogueStateTracker, slot: str) -> set[int]:
-    """ids of the user events sent while the bot was asking for `slot`."""
+def _user_events_answering(tracker: DialogueStateTracker, *slots: str) -> set[int]:
+    """ids of the user events sent while the bot was asking for one of `slots`."""
     from rasa.shared.core.events import SlotSet, UserUttered
 
     asking = None
@@ -87,16 +90,36 @@ def _user_events_answering(tracker: DialogueStateTracker, slot: str) -> set[int]
     for event in tracker.events:
         if isinstance(event, SlotSet) and event.key == "requested_slot":
             asking = event.value
-        elif isinstance(event, UserUttered) and asking == slot:
+        elif isinstance(event, UserUttered) and asking in slots:
             answering.add(id(event))
     return answering
+
+
+def inbox_candidate(data: dict[str, Any], threshold: float) -> tuple[str, float] | None:
+    """(guessed intent, confidence) when a redacted user event belongs in the review inbox."""
+    parse = data.get("parse_data") or {}
+    intent = parse.get("intent") or {}
+    name, confidence = intent.get("name"), float(intent.get("confidence") or 0.0)
+    text = (data.get("text") or "").strip()
+    if not text or text.startswith("/") or parse.get("safety_net"):
+        return None
+    if name == "nlu_fallback":
+        ranking = [r for r in parse.get("intent_ranking") or [] if r.get("name") != "nlu_fallback"]
+        guess = ranking[0] if ranking else {"name": "out_of_scope", "confidence": 0.0}
+        return guess["name"], float(guess.get("confidence") or 0.0)
+    if name and confidence < threshold:
+        return name, confidence
+    return None
 
 
 class ConversationStore:
     """Delete and purge conversations in the tracker store's `events` table."""
 
     def __init__(self, url: str | None = None, engine: Engine | None = None) -> None:
-        self.engine = engine or make_engine(url or get_settings().tracker_url)
+        url = url or get_settings().tracker_url
+        if engine is None and url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = engine or make_engine(url)
         SQLTrackerStore.Base.metadata.create_all(self.engine)
 
     @property
@@ -169,11 +192,10 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
         # SQLTrackerStore.__init__ is not called on purpose: it builds an engine that shows
         # SQL parameters in errors and retries a missing database forever.
         settings = get_settings()
-        if (url or settings.tracker_url).startswith("sqlite"):
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.conversations = ConversationStore(url or settings.tracker_url)
         self.engine = self.conversations.engine
         self.sessionmaker = sa.orm.sessionmaker(bind=self.engine)
+        self.inbox_threshold = settings.inbox_confidence_threshold
         TrackerStore.__init__(self, domain, event_broker, **kwargs)
 
     @contextmanager
@@ -223,11 +245,15 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
                 session.commit()
                 self.conversations.scrub()
                 return
-            answering_contact_detail = _user_events_answering(tracker, "contact_detail")
+            contact_detail = _user_events_answering(tracker, "contact_detail")
+            free_text = _user_events_answering(tracker, *FREE_TEXT_SLOTS)
+            unsure: list[tuple[str, str, float]] = []
             for event in new_events:
-                data = redact_event(
-                    event.as_dict(), is_contact_detail=id(event) in answering_contact_detail
-                )
+                data = redact_event(event.as_dict(), is_contact_detail=id(event) in contact_detail)
+                if data.get("event") == "user" and id(event) not in free_text:
+                    candidate = inbox_candidate(data, self.inbox_threshold)
+                    if candidate:
+                        unsure.append((data["text"], *candidate))
                 intent = (data.get("parse_data") or {}).get("intent", {}).get("name")
                 session.add(
                     self.SQLEvent(
@@ -240,3 +266,17 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
                     )
                 )
             session.commit()
+        self._to_inbox(unsure)
+
+    def _to_inbox(self, unsure: list[tuple[str, str, float]]) -> None:
+        """Unsure messages (already redacted) go to the review inbox, unlinked."""
+        if not unsure:
+            return
+        try:
+            from bot.inbox import InboxStore
+
+            inbox = InboxStore()
+            for text, intent, confidence in unsure:
+                inbox.add(text, intent, confidence)
+        except Exception as error:  # the inbox must never cost a conversation turn
+            logger.error("Could not add to the review inbox: %s", type(error).__name__)
