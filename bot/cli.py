@@ -7,6 +7,8 @@
     safe-report forget ID      delete one conversation now
     safe-report kb ...         the knowledge base (build, search, check, show)
     safe-report inbox ...      the review inbox (list, export, clear)
+    safe-report handoffs ...   handoffs to the advice line (list, show, export)
+    safe-report staff ...      staff accounts for the review app (add-user, ...)
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 
 import click
 
+from bot.handoff.cli import handoffs, staff
 from bot.inbox.cli import inbox
 from bot.knowledge.cli import kb
 from bot.settings import get_settings, load_settings
@@ -105,6 +108,8 @@ def _build_knowledge(settings) -> None:
 # Subcommand groups live beside their modules, each mirroring that module's API.
 cli.add_command(kb)
 cli.add_command(inbox)
+cli.add_command(handoffs)
+cli.add_command(staff)
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from bot.settings import Settings
 
 def purge_all(settings: Settings) -> dict[str, int]:
     """Purge every store. Returns how many items each store removed."""
+    from bot.handoff import HandoffStore
     from bot.inbox import InboxStore
     from bot.tracker_store import ConversationStore
 
@@ -20,9 +21,9 @@ def purge_all(settings: Settings) -> dict[str, int]:
         ),
         "inbox": InboxStore(settings.inbox_db).purge(settings.inbox_retention_days),
     }
+    handoffs = HandoffStore(settings.handoffs_db)
     try:
-        from bot.handoff import HandoffStore
-    except ImportError:  # pragma: no cover - until the handoff store lands
-        return removed
-    removed["handoffs"] = HandoffStore(settings.handoffs_db).purge(settings.handoff_retention_days)
+        removed["handoffs"] = handoffs.purge(settings.handoff_retention_days)
+    finally:
+        handoffs.close()
     return removed

@@ -73,6 +73,13 @@ def write_endpoints(settings: Settings, path: Path) -> Path:
         }
         if url.password:
             endpoints["lock_store"]["password"] = url.password
+    elif settings.sanic_workers > 1:
+        # Several workers on one machine without Redis: ticket locks in a SQLite file
+        # (bot/lock_store.py). Rasa refuses SANIC_WORKERS > 1 with its in-memory lock store.
+        endpoints["lock_store"] = {
+            "type": "bot.lock_store.SQLiteLockStore",
+            "path": str(settings.data_dir / "locks.db"),
+        }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(endpoints, sort_keys=False))
     return path
@@ -94,8 +101,9 @@ def stack_commands(settings: Settings, model: Path, endpoints: Path) -> list[Com
     web = [
         python, "-m", "uvicorn", "bot.web.app:create_app", "--factory",
         "--host", settings.bind_host, "--port", str(settings.web_port),
-        # Access logs would record visitors' IP addresses.
-        "--no-access-log", "--log-level", "warning",
+        # Access logs would record visitors' IP addresses. No websockets: the app has none,
+        # and uvicorn's websocket module fails to import beside the websockets Rasa pins.
+        "--no-access-log", "--log-level", "warning", "--ws", "none",
     ]
     return [Command("rasa", rasa), Command("actions", actions), Command("web", web)]
 

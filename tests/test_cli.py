@@ -16,7 +16,7 @@ from bot.tracker_store import ConversationStore, RedactingSQLTrackerStore
 
 def test_help_lists_every_documented_command():
     output = CliRunner().invoke(cli, ["--help"]).output
-    for command in ("run", "train", "nlp", "kb", "inbox", "forget", "purge"):
+    for command in ("run", "train", "nlp", "kb", "inbox", "handoffs", "staff", "forget", "purge"):
         assert f"  {command} " in output
 
 
@@ -48,6 +48,7 @@ def test_purge_reports_every_store(settings):
     assert result.exit_code == 0, result.output
     assert "conversations: 0 removed" in result.output
     assert "inbox: 0 removed" in result.output
+    assert "handoffs: 0 removed" in result.output
 
 
 def test_ensure_secrets_fills_empty_keys_once(tmp_path):

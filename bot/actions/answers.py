@@ -7,6 +7,7 @@ An answer is at most three messages: the short version and the next step; who ca
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,6 +15,7 @@ from zoneinfo import ZoneInfo
 from bot.settings import Settings, get_settings
 
 LONDON = ZoneInfo("Europe/London")
+logger = logging.getLogger(__name__)
 
 NEXT_BUTTONS = [
     {"title": "Ask something else", "payload": "/ask_question"},
@@ -38,7 +40,10 @@ def open_knowledge_base(settings: Settings | None = None):
     settings = settings or get_settings()
     try:
         return KnowledgeBase.open(settings.knowledge_db)
-    except KnowledgeBaseUnavailable:
+    except KnowledgeBaseUnavailable as error:
+        # Loud in the log (the person gets the calm KB_DOWN_TEXT): the message says what
+        # is wrong with the file and how to rebuild it; it never holds a person's words.
+        logger.error("Knowledge base unavailable: %s", error)
         return None
 
 
@@ -54,10 +59,13 @@ def contacts_for(article, kb, nation: str | None) -> list:
 def article_messages(article, kb, nation: str | None = None,
                      now: datetime | None = None) -> list[dict[str, Any]]:
     """The messages (kwargs for dispatcher.utter_message) that answer with one article."""
+    from bot.knowledge.render import render_text
+
     now = now or now_in_london()
-    messages: list[dict[str, Any]] = [
-        {"text": f"{article.summary}\n\nWhat you can do next: {article.next_step}"}
-    ]
+    settings = get_settings()
+    summary = render_text(article.summary, kb, settings, now)
+    next_step = render_text(article.next_step, kb, settings, now)
+    messages: list[dict[str, Any]] = [{"text": f"{summary}\n\nWhat you can do next: {next_step}"}]
     contacts = contacts_for(article, kb, nation)
     lines = [c.describe(now) for c in contacts[:4]]
     if any(c.is_open(now) is False for c in contacts[:4]):

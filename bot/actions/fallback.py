@@ -8,8 +8,8 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.actions.answers import NEXT_BUTTONS, article_messages, open_knowledge_base, shown_slots
 from bot.actions.answer_question import question_text
+from bot.actions.answers import NEXT_BUTTONS, article_messages, open_knowledge_base, shown_slots
 
 # What each intent means, in the person's words, for "Did you mean…?" buttons.
 INTENT_BUTTON_TITLES = {
