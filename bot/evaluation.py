@@ -2,7 +2,7 @@
 
 1. `rasa test nlu` on tests/nlu/ (the held-out split) -> results/nlu/
    fails if intent macro-F1 < 0.90 or emergency recall < 1.0.
-2. `rasa test core` on tests/stories/ with --fail-on-prediction-errors -> results/core/
+2. `rasa test core --e2e` on tests/stories/ with --fail-on-prediction-errors -> results/core/
 Prints a short summary table either way.
 """
 
@@ -72,7 +72,8 @@ def main() -> int:
         failures += nlu_failures
 
     code = run_rasa(
-        ["test", "core", "--model", str(model), "--stories", "tests/stories",
+        # --e2e: the stories' user text goes through NLU too, not only the intent labels.
+        ["test", "core", "--model", str(model), "--stories", "tests/stories", "--e2e",
          "--out", str(results / "core"), "--fail-on-prediction-errors"],
         root,
     )

@@ -77,6 +77,9 @@ class Settings:
     lock_store_url: str = ""
     sanic_workers: int = 1
     advice_line: AdviceLine = field(default_factory=AdviceLine)
+    # Origins (exact "scheme://host[:port]" strings) whose pages may embed /widget.js and
+    # call the chat API from the browser (CORS). Empty: the chat works on its own site only.
+    widget_allowed_origins: tuple[str, ...] = ()
     project_root: Path = PROJECT_ROOT
 
     # Paths derived from data_dir: all runtime data and nothing else lives there.
@@ -153,6 +156,9 @@ def load_settings(root: Path = PROJECT_ROOT) -> Settings:
             phone=values.get("ADVICE_LINE_PHONE", ""),
             web=values.get("ADVICE_LINE_WEB", ""),
             hours=values.get("ADVICE_LINE_HOURS", ""),
+        ),
+        widget_allowed_origins=tuple(
+            (values.get("WIDGET_ALLOWED_ORIGINS") or "").replace(",", " ").split()
         ),
         project_root=root,
     )

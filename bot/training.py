@@ -26,7 +26,7 @@ SYNONYMS_FILE = Path("bot/data/nlu/synonyms.yml")
 # What a trained model depends on (relative to the project root).
 TRAINING_INPUTS = [
     "config.yml", "domain.yml", "bot/data",
-    "bot/nlp/patterns", "bot/nlp/pipeline.py", "bot/nlp/safety_net.py",
+    "bot/nlp/patterns", "bot/nlp/pipeline.py", "bot/nlp/safety_net.py", "bot/nlp/intent_vote.py",
 ]
 
 

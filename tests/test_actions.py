@@ -126,6 +126,7 @@ def test_triage_asks_danger_first_for_abuse_and_nation_when_it_matters():
     assert triage_questions("domestic_abuse", "victim", None, None) == ["danger_now", "nation"]
     assert triage_questions(None, "victim", None, None) == ["what_happened"]
     assert triage_questions(None, "witness", None, None) == []
+    assert triage_questions("domestic_abuse", "someone_else", None, None) == ["nation"]
     assert triage_questions("theft_fraud", "victim", None, None) == []
     assert triage_questions("domestic_abuse", "victim", "safe", "scotland") == []
 

@@ -93,3 +93,32 @@ def test_component_forces_emergency_over_the_classifier():
     calm.set("intent", {"name": "greet", "confidence": 0.9}, add_to_output=True)
     EmergencySafetyNet().process([calm])
     assert calm.get("intent")["name"] == "greet"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["yes I'm safe right now", "i am safe for now", "safe.me@example.com",
+     "weekdays after 10am", "07700 900123 is safe to use", "when he is at work, so 9 to 5"],
+)
+def test_classifier_false_alarms_are_overruled_when_clearly_not_danger(text):
+    from rasa.shared.nlu.training_data.message import Message
+
+    from bot.nlp.safety_net import EmergencySafetyNet
+
+    message = Message(data={"text": text})
+    message.set("intent", {"name": "emergency", "confidence": 0.9}, add_to_output=True)
+    message.set("intent_ranking", [{"name": "emergency", "confidence": 0.9},
+                                   {"name": "affirm", "confidence": 0.1}], add_to_output=True)
+    EmergencySafetyNet().process([message])
+    assert message.get("intent")["name"] == "affirm"
+
+
+def test_danger_is_never_overruled():
+    from rasa.shared.nlu.training_data.message import Message
+
+    from bot.nlp.safety_net import EmergencySafetyNet
+
+    message = Message(data={"text": "I'm not safe, he is outside with a knife, call 07700 900123"})
+    message.set("intent", {"name": "emergency", "confidence": 0.9}, add_to_output=True)
+    EmergencySafetyNet().process([message])
+    assert message.get("intent")["name"] == "emergency"

@@ -1,6 +1,6 @@
 """Validation of the triage form: ask only what is still missing and matters.
 
-- Danger first: when what happened involves violence or abuse, "Are you safe right now?"
+- Danger first: when what happened to them involves violence or abuse, "Are you safe right now?"
   comes before anything else, and "No" or "Not sure" gets the emergency numbers at once.
 - What happened: only when we do not know it yet (witnesses are not asked).
 - Where: only when the answer differs by nation (helplines for abuse and sexual violence).
@@ -23,7 +23,9 @@ def triage_questions(what_happened: str | None, role: str | None, danger_now: st
                      nation: str | None) -> list[str]:
     """The slots still worth asking for, in the order to ask them."""
     needed: list[str] = []
-    if what_happened in VIOLENT and role != "witness" and danger_now is None:
+    # "Are you safe right now?" is about the person typing: not asked of witnesses or of
+    # someone asking for a friend (danger to others is caught by the safety net).
+    if what_happened in VIOLENT and role not in ("witness", "someone_else") and danger_now is None:
         needed.append("danger_now")
     if what_happened is None and role != "witness":
         needed.append("what_happened")

@@ -6,18 +6,29 @@ every REST client works unchanged. What it adds:
   random 128-bit one); anything else is a clear 400;
 - empty, too long or control-character messages get a polite reply, never a crash;
 - client metadata is dropped (it could carry anything, and nothing needs it);
-- message text never reaches a log line (Rasa's own channel logs it on errors);
+- message text never reaches a log line (Rasa's own channel logs it on errors, and Rasa's
+  payload parser quotes a whole "/..." line it cannot parse): text that starts with "/" is
+  passed on as a payload only when it is one (a domain intent, JSON entities the domain
+  knows); anything else loses the leading "/" and is read as ordinary words;
 - when the conversation store fails, the person gets a calm answer with the emergency
-  numbers and HTTP 503, instead of the turn silently living only in memory.
+  numbers and HTTP 503, instead of the turn silently living only in memory;
+- when a turn produced no bot message at all (Rasa swallows a failed custom action, e.g.
+  the action server is down, and sends nothing), the person gets a calm "I can't look that
+  up right now" with 999 and the 24/7 helplines, never silence. The numbers come from the
+  contact registry (the knowledge base, or `knowledge/contacts.yml` when that is unreadable).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import unicodedata
 from collections.abc import Awaitable, Callable
+from datetime import datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
@@ -25,7 +36,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot.settings import get_settings
+from bot.settings import PROJECT_ROOT, get_settings
 from bot.tracker_store import store_failures
 
 logger = logging.getLogger(__name__)
@@ -50,6 +61,91 @@ FAILED_REPLY = (
     "Sorry, something went wrong on our side. Please try again in a minute. "
     "If you are in danger now, call 999."
 )
+
+NO_REPLY_INTRO = "Sorry, I can't look that up right now. Please try again in a few minutes."
+# Preferred 24/7 helplines for the no-reply message (keys of knowledge/contacts.yml); any
+# other 24/7 helpline in the registry fills in when one of these is missing.
+NO_REPLY_HELPLINES = ("national_da_helpline", "victim_support", "modern_slavery_helpline")
+EMERGENCY_CONTACT = "police_999"
+LONDON = ZoneInfo("Europe/London")
+
+
+def _registry_contacts() -> list:
+    """The contacts of the registry: the knowledge base, else knowledge/contacts.yml."""
+    try:
+        from bot.knowledge import KnowledgeBase
+
+        return KnowledgeBase.open(get_settings().knowledge_db).contacts()
+    except Exception as error:
+        logger.warning("Knowledge base unreadable for the helplines (%s); using contacts.yml.",
+                       type(error).__name__)
+    try:
+        from bot.knowledge.contacts import load_contacts
+
+        contacts, _errors, _warnings = load_contacts(PROJECT_ROOT / "knowledge" / "contacts.yml")
+        return list(contacts.values())
+    except Exception as error:
+        logger.error("The contact registry cannot be read: %s", type(error).__name__)
+        return []
+
+
+def no_reply_text(now: datetime | None = None) -> str:
+    """Calm text for a turn that produced no message: 999 and two or three 24/7 helplines."""
+    now = now or datetime.now(LONDON)
+    contacts = _registry_contacts()
+    by_key = {c.key: c for c in contacts}
+    emergency = by_key.get(EMERGENCY_CONTACT)
+    always = [c for c in contacts if c.is_24_7 and c.phone and not c.is_universal_number]
+    chosen = [by_key[k] for k in NO_REPLY_HELPLINES if k in by_key and by_key[k] in always]
+    chosen += [c for c in always if c not in chosen][: max(0, 3 - len(chosen))]
+    lines = [NO_REPLY_INTRO]
+    if emergency is not None:
+        lines.append(f"If you are in danger now, call {emergency.phone}.")
+    else:  # the registry itself is unreadable: the one number that must never be missing
+        lines.append("If you are in danger now, call 999.")
+    if chosen:
+        lines.append("Open day and night:")
+        lines.extend(f"- {c.describe(now)}" for c in chosen[:3])
+    return "\n".join(lines)
+
+PAYLOAD = re.compile(r"^/([A-Za-z_][A-Za-z0-9_]*)(\{.*\})?$", re.DOTALL)
+
+
+@lru_cache(maxsize=1)
+def _domain_names() -> tuple[frozenset[str], frozenset[str]]:
+    """(intents, entities) of domain.yml; empty when it cannot be read."""
+    try:
+        import yaml
+
+        domain = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8"))
+
+        def names(items) -> frozenset[str]:
+            return frozenset(next(iter(i)) if isinstance(i, dict) else str(i) for i in items or [])
+
+        return names(domain.get("intents")), names(domain.get("entities"))
+    except Exception as error:
+        logger.error("domain.yml cannot be read for payload checks: %s", type(error).__name__)
+        return frozenset(), frozenset()
+
+
+def is_payload(text: str) -> bool:
+    """True for "/intent" or "/intent{json}" with a domain intent and domain entities."""
+    match = PAYLOAD.match(text)
+    if not match:
+        return False
+    intents, entities = _domain_names()
+    if match.group(1) not in intents:
+        return False
+    if match.group(2):
+        try:
+            values = json.loads(match.group(2))
+        except ValueError:
+            return False
+        if not isinstance(values, dict) or not set(values) <= entities:
+            return False
+        if not all(isinstance(v, (str, int, float, bool)) for v in values.values()):
+            return False
+    return True
 
 
 def clean_message(text: str) -> str:
@@ -99,6 +195,11 @@ class SafeRestInput(RestInput):
             if len(text) > max_chars:
                 return _reply(sender_id, TOO_LONG_REPLY)
             text = COMMANDS.get(text.lower(), text)
+            if text.startswith("/") and not is_payload(text):
+                # Not a button payload: read it as words (Rasa would log the whole line).
+                text = text.lstrip("/").strip()
+                if not text:
+                    return _reply(sender_id, EMPTY_REPLY)
 
             collector = CollectingOutputChannel()
             failures: list[str] = []
@@ -122,6 +223,12 @@ class SafeRestInput(RestInput):
                     collector.messages + [{"recipient_id": sender_id, "text": STORE_FAILED_REPLY}],
                     status=503,
                 )
+            if not collector.messages:
+                # Rasa sends nothing when a custom action fails (action server down or
+                # broken): never leave the person with silence.
+                logger.error("A turn produced no reply (is the action server down?); "
+                             "sent the calm no-reply message with the helplines.")
+                return _reply(sender_id, no_reply_text())
             return response.json(collector.messages)
 
         return webhook

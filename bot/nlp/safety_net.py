@@ -109,6 +109,30 @@ def is_danger_now(text: str) -> bool:
     return detect_danger(text) is not None
 
 
+# An answer that is only contact details or times ("weekdays after 10am", an email, a
+# number) is not a danger message, whatever a classifier trained on short danger cries says.
+CONTACT_OR_TIME = re.compile(
+    r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+    r"|\+?\d[\d\s()-]{6,}\d"
+    r"|\b\d{1,2}(?::\d{2})?\s*(?:am|pm)\b|\b\d{1,2}[:.]\d{2}\b"
+    r"|\b\d{1,2}\s*(?:-|to|till|until)\s*\d{1,2}\b"
+    r"|\b(?:weekdays?|weekends?|mornings?|afternoons?|evenings?|monday|tuesday|wednesday"
+    r"|thursday|friday|saturday|sunday|any ?time|lunchtime)\b",
+    re.IGNORECASE,
+)
+
+
+def clearly_not_danger(text: str) -> bool:
+    """The person says they are safe, or only gives contact details or times.
+
+    Used to overrule a classifier's `emergency` when no danger pattern fired: "yes I'm safe
+    now" must not get the 999 message and end the conversation.
+    """
+    patterns = load_patterns()
+    clean = normalise(text, patterns)
+    return any(p.search(clean) for p in patterns.safe) or bool(CONTACT_OR_TIME.search(text))
+
+
 # --- the Rasa component ---------------------------------------------------------------
 # Imported lazily by Rasa from config.yml; kept below the pure functions so that the
 # detector can be used (and tested) without loading Rasa.
@@ -145,6 +169,7 @@ class EmergencySafetyNet(GraphComponent):
                 continue
             signal = detect_danger(text)
             if signal is None:
+                self._overrule_false_alarm(message, text)
                 continue
             forced = {"name": EMERGENCY_INTENT, "confidence": 1.0}
             ranking = [
@@ -155,3 +180,17 @@ class EmergencySafetyNet(GraphComponent):
             message.set(INTENT_RANKING_KEY, [forced, *ranking], add_to_output=True)
             message.set("safety_net", signal.kind, add_to_output=True)
         return messages
+
+    @staticmethod
+    def _overrule_false_alarm(message: Message, text: str) -> None:
+        intent = message.get(INTENT) or {}
+        if intent.get("name") != EMERGENCY_INTENT or not clearly_not_danger(text):
+            return
+        ranking = [
+            r for r in (message.get(INTENT_RANKING_KEY) or [])
+            if r.get("name") not in (EMERGENCY_INTENT, "nlu_fallback")
+        ]
+        replacement = ranking[0] if ranking else {"name": "inform", "confidence": 0.0}
+        message.set(INTENT, replacement, add_to_output=True)
+        message.set(INTENT_RANKING_KEY, ranking or [replacement], add_to_output=True)
+        message.set("safety_net", "overruled", add_to_output=True)
