@@ -96,7 +96,8 @@ def _user_events_answering(tracker: DialogueStateTracker, *slots: str) -> set[in
 
 
 def inbox_candidate(data: dict[str, Any], threshold: float) -> tuple[str, float] | None:
-    """(guessed intent, confidence) when a redacted user event belongs in the review inbox."""
+    """(guessed intent, confidence) when a redacted user event belongs in the review inbox:
+    understood with low confidence, handled by the fallback, or out of scope."""
     parse = data.get("parse_data") or {}
     intent = parse.get("intent") or {}
     name, confidence = intent.get("name"), float(intent.get("confidence") or 0.0)
@@ -107,7 +108,8 @@ def inbox_candidate(data: dict[str, Any], threshold: float) -> tuple[str, float]
         ranking = [r for r in parse.get("intent_ranking") or [] if r.get("name") != "nlu_fallback"]
         guess = ranking[0] if ranking else {"name": "out_of_scope", "confidence": 0.0}
         return guess["name"], float(guess.get("confidence") or 0.0)
-    if name and confidence < threshold:
+    # Out-of-scope messages too: they show what people ask that the bot cannot answer yet.
+    if name and (confidence < threshold or name == "out_of_scope"):
         return name, confidence
     return None
 

@@ -81,7 +81,7 @@ def test_unsure_messages_reach_the_inbox_redacted_and_export_validates(stack, tm
     data_dir.mkdir()
     (data_dir / "inbox.yml").write_text(store.export_yaml())
     result = subprocess.run(
-        [sys.executable, "-m", "rasa", "data", "validate", "nlu", "--data", str(data_dir),
+        [sys.executable, "-m", "rasa", "data", "validate", "--data", str(data_dir),
          "--domain", str(PROJECT_ROOT / "domain.yml")],
         cwd=PROJECT_ROOT, capture_output=True, text=True,
         env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},

@@ -666,8 +666,8 @@ ARTICLE_BREAKAGES = [
     ("about-this-service.md", "{{setting:handoff_retention_days}}", "{{setting:encryption_key}}",
      "unknown setting {{setting:encryption_key}}"),
     ("about-this-service.md", "{{advice_line}}", "{{advice_lines}}", "unknown placeholder"),
-    ("about-this-service.md", "is deleted after a set time", "is deleted after "
-     "{{setting:conversation_retention_hours}} hours", "'summary' is shown as written"),
+    ("about-this-service.md", "title: About this service", "title: About "
+     "{{setting:conversation_retention_hours}} hours", "'title' is shown as written"),
     ("about-this-service.md", "{{advice_line}}", "{advice_line}}", "unbalanced"),
 ]
 

@@ -54,24 +54,23 @@ def test_chat_and_handoff_leave_no_personal_data_at_rest_or_in_logs(stack):
             assert variant.encode() not in data, f"{label} found under DATA_DIR"
             assert variant.encode() not in logs, f"{label} found in the logs"
 
-    # The detail is in the handoff store, encrypted, and readable after reveal.
+    # The detail is in the handoff store, encrypted, and readable after reveal with the
+    # stack's key (this test process reads settings as the stack does).
+    from bot import settings as settings_module
     from bot.handoff import HandoffStore
 
-    store = HandoffStore(stack.settings.handoffs_db)
     reference = confirmation.split("reference is ")[1].split(".")[0]
-    record = store.get(reference, actor="test")
-    assert record["contact_method"] == "phone"
-    import os
-
-    os.environ["SAFE_REPORT_ENCRYPTION_KEY"] = stack.env["SAFE_REPORT_ENCRYPTION_KEY"]
-    from bot import settings as settings_module
-
-    settings_module.get_settings.cache_clear()
-    try:
-        assert store.reveal(reference, actor="test") == SECRETS["phone"]
-    finally:
-        os.environ.pop("SAFE_REPORT_ENCRYPTION_KEY")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SAFE_REPORT_ENCRYPTION_KEY", stack.env["SAFE_REPORT_ENCRYPTION_KEY"])
         settings_module.get_settings.cache_clear()
+        store = HandoffStore(stack.settings.handoffs_db)
+        try:
+            record = store.get(reference, actor="test")
+            assert record["contact_method"] == "phone"
+            assert store.reveal(reference, actor="test") == SECRETS["phone"]
+        finally:
+            store.close()
+    settings_module.get_settings.cache_clear()
 
 
 def test_no_ip_address_is_stored(stack):

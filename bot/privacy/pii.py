@@ -961,7 +961,44 @@ def _find(text: str) -> list[Finding]:
             log.exception("PII engine failed on a message; using the regex layer")
     if hits is None:
         hits = _regex_layer_hits(text)
-    return _resolve(text, hits)
+    return _outside_placeholders(text, _resolve(text, hits))
+
+
+_PLACEHOLDER_SPAN = re.compile(r"\[(?:" + "|".join(
+    re.escape(p[1:-1]) for p in (*PLACEHOLDERS.values(), "[REDACTED]", "[CONTACT_DETAIL]")
+) + r")\]")
+
+
+def _outside_placeholders(text: str, findings: list[Finding]) -> list[Finding]:
+    """Findings with any placeholder already in the text cut out of them.
+
+    Text that was redacted once is redacted again downstream (a transcript, a slot): a
+    finding must never swallow "[NAME]" and the characters next to it, or a second pass
+    would turn "[NAME]:I" into "[[NAME]". What is left of a finding beside a placeholder
+    is kept when it still holds two letters or digits (a lone "I" is not a name).
+    """
+    spans = [m.span() for m in _PLACEHOLDER_SPAN.finditer(text)]
+    if not spans:
+        return findings
+    kept: list[Finding] = []
+    for finding in findings:
+        pieces = [(finding.start, finding.end)]
+        for start, end in spans:
+            next_pieces = []
+            for a, b in pieces:
+                if end <= a or start >= b:
+                    next_pieces.append((a, b))
+                    continue
+                if a < start:
+                    next_pieces.append((a, start))
+                if end < b:
+                    next_pieces.append((end, b))
+            pieces = next_pieces
+        for a, b in pieces:
+            chunk = text[a:b]
+            if sum(ch.isalnum() for ch in chunk) >= 2:
+                kept.append(Finding(finding.type, a, b, chunk))
+    return kept
 
 
 REDACTION_FAILED = "[REDACTED]"
