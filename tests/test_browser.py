@@ -51,9 +51,12 @@ def free_port() -> int:
 # --- The browser --------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Headless Debian Chromium. Skips (before any server starts) when it is missing."""
+    """Headless Debian Chromium. Skips (before any server starts) when it is missing.
+
+    Module scope: while Playwright's sync API is open it keeps an event loop running in
+    this thread, which would break every later test module that calls asyncio.run()."""
     if not CHROMIUM.exists():
         pytest.skip(f"Chromium is not installed at {CHROMIUM}: apt-get install -y chromium")
     try:
@@ -169,7 +172,7 @@ def start_web(running, env: dict[str, str], port: int, log_name: str) -> subproc
         time.sleep(0.3)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chat_stack(browser, stack) -> Iterator[ChatStack]:
     """conftest's running stack (real Rasa and action server), with a second web app of
     our own: EXIT_URL is its /healthz (nothing outside loopback is reachable here) and one
@@ -193,7 +196,7 @@ def chat_stack(browser, stack) -> Iterator[ChatStack]:
         host.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def app_without_rasa(chat_stack) -> str:
     """A second web app whose Rasa is down (a port nobody listens on)."""
     running = chat_stack.stack

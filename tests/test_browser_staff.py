@@ -68,20 +68,22 @@ def test_staff_sign_in_queue_reveal_and_note(stack, browser):
     assert axe_violations(page) == []
     page.fill("#username", USER)
     page.fill("#password", PASSWORD)
-    page.click("text=Sign in")
-    page.wait_for_selector(f"a:has-text('{reference}')")
+    with page.expect_navigation():
+        page.click("button:has-text('Sign in')")
+    assert "/staff/login" not in page.url, page.inner_text("main")[:800]
+    page.wait_for_selector(f"a:has-text('{reference}')", timeout=10_000)
     assert axe_violations(page) == []
 
     page.click(f"a:has-text('{reference}')")
     page.wait_for_selector("text=Reveal contact detail")
     assert PHONE not in page.content()  # masked until revealed
     assert axe_violations(page) == []
-    page.click("text=Reveal contact detail")
+    page.click("button:has-text('Reveal contact detail')")
     page.wait_for_selector(".revealed")
     assert page.inner_text(".revealed") == PHONE
 
     page.fill("#note-text", "Rang back at a safe time; no message left.")
-    page.click("text=Add note")
+    page.click("button:has-text('Add note')")
     page.wait_for_selector("text=Rang back at a safe time")
 
     actions = [(row["actor"], row["action"]) for row in store.audit()
