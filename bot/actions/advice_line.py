@@ -7,7 +7,7 @@ from typing import Any
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.actions.answers import now_in_london, open_knowledge_base
+from bot.actions.answers import always_open_text, now_in_london
 from bot.settings import get_settings
 
 
@@ -22,12 +22,9 @@ class ActionAdviceLine(Action):
         settings = get_settings()
         now = now_in_london()
         dispatcher.utter_message(text=advice_line_text(settings, now))
-        kb = open_knowledge_base(settings)
-        if kb is not None:
-            always = kb.always_open_contacts(tracker.get_slot("nation"))[:2]
-            if always:
-                lines = "\n".join(f"- {c.describe(now)}" for c in always)
-                dispatcher.utter_message(text=f"These lines are open day and night:\n{lines}")
+        always = always_open_text(tracker.get_slot("nation"), "These lines are open day and night", now)
+        if always:
+            dispatcher.utter_message(text=always)
         dispatcher.utter_message(
             text="Can I help with anything else?",
             buttons=[

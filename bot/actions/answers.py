@@ -123,3 +123,15 @@ def situation_tags(tracker) -> list[str]:
     if service:
         tags.append({"health": "healthcare", "employer": "employer"}.get(service, service))
     return tags
+
+
+def always_open_text(nation: str | None, intro: str, now: datetime | None = None) -> str | None:
+    """"<intro>:" and the two lines open day and night for this nation, or None without a KB."""
+    kb = open_knowledge_base()
+    if kb is None:
+        return None
+    now = now or now_in_london()
+    always = kb.always_open_contacts(nation)[:2]
+    if not always:
+        return None
+    return f"{intro}:\n" + "\n".join(f"- {c.describe(now)}" for c in always)

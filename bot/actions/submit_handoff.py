@@ -8,7 +8,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.actions.answers import now_in_london, open_knowledge_base
+from bot.actions.answers import always_open_text, now_in_london
 from bot.privacy.crypto import decrypt
 from bot.privacy.pii import redact
 from bot.settings import get_settings
@@ -86,11 +86,11 @@ class ActionSubmitHandoff(Action):
         )
         now = now_in_london()
         dispatcher.utter_message(text=advice_line_text(settings, now))
-        kb = open_knowledge_base(settings)
-        if kb is not None:
-            always = kb.always_open_contacts(tracker.get_slot("nation"))[:2]
-            if always:
-                lines = "\n".join(f"- {c.describe(now)}" for c in always)
-                dispatcher.utter_message(text=f"If you need help before then, these lines are open day and night:\n{lines}")
+        always = always_open_text(
+            tracker.get_slot("nation"),
+            "If you need help before then, these lines are open day and night", now,
+        )
+        if always:
+            dispatcher.utter_message(text=always)
         # The token has done its job; the record holds the encrypted detail now.
         return [SlotSet("handoff_reference", reference), SlotSet("contact_detail", None)]
