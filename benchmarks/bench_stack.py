@@ -150,17 +150,8 @@ class SafeReportStack:
             "RASA_API_TOKEN": "",
             **self.extra_env,
         }
-        saved = {key: os.environ.get(key) for key in overrides}
-        os.environ.update(overrides)
-        try:
-            self.settings = load_settings()
-            env = stack_environment(self.settings)
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+        self.settings = load_settings(overrides=overrides)
+        env = stack_environment(self.settings)
         env.update(overrides)
         endpoints = write_endpoints(self.settings, self.workdir / "endpoints.yml")
         for command in stack_commands(self.settings, self.model, endpoints):

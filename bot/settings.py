@@ -17,14 +17,15 @@ from dotenv import dotenv_values
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _layered_values(root: Path) -> dict[str, str]:
-    """`.env.example` < `.env` < real environment."""
+def _layered_values(root: Path, overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """`.env.example` < `.env` < real environment < `overrides`."""
     values: dict[str, str] = {}
     for name in (".env.example", ".env"):
         path = root / name
         if path.exists():
             values.update({k: v for k, v in dotenv_values(path).items() if v is not None})
     values.update(os.environ)
+    values.update(overrides or {})
     return values
 
 
@@ -121,9 +122,9 @@ class Settings:
         return f"http://127.0.0.1:{self.rasa_port}"
 
 
-def load_settings(root: Path = PROJECT_ROOT) -> Settings:
+def load_settings(root: Path = PROJECT_ROOT, overrides: dict[str, str] | None = None) -> Settings:
     """Read settings afresh (tests use this with their own environment)."""
-    values = _layered_values(root)
+    values = _layered_values(root, overrides)
     data_dir = Path(values.get("DATA_DIR") or "var")
     if not data_dir.is_absolute():
         data_dir = root / data_dir

@@ -151,17 +151,8 @@ def make_stack(tmp: Path, model: Path, knowledge: Path | None = None) -> Running
         "SAFE_REPORT_ENCRYPTION_KEY": "0cOqbXXL7Ij1yXyV8tOJQRvF6h1v3t9Z2w7mZtJ6bH8=",
         "STAFF_SESSION_SECRET": "test-session-secret-not-for-production",
     }
-    saved = {k: os.environ.get(k) for k in overrides}
-    os.environ.update(overrides)
-    try:
-        settings = load_settings()
-        env = stack_environment(settings)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    settings = load_settings(overrides=overrides)
+    env = stack_environment(settings)
     env.update(overrides)
     log_dir = tmp / "logs"
     log_dir.mkdir(exist_ok=True)
