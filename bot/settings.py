@@ -76,6 +76,10 @@ class Settings:
     log_level: str = "INFO"
     tracker_store_url: str = ""
     lock_store_url: str = ""
+    # SQLAlchemy URLs (postgresql://...) of the stores that are written. Empty: SQLite files
+    # under data_dir (handoffs.db, inbox.db).
+    handoff_database_url: str = ""
+    inbox_database_url: str = ""
     sanic_workers: int = 1
     advice_line: AdviceLine = field(default_factory=AdviceLine)
     # Origins (exact "scheme://host[:port]" strings) whose pages may embed /widget.js and
@@ -104,6 +108,16 @@ class Settings:
     def tracker_url(self) -> str:
         """SQLAlchemy URL of the conversation (tracker) store."""
         return self.tracker_store_url or f"sqlite:///{self.tracker_db}"
+
+    @property
+    def handoffs_url(self) -> str:
+        """SQLAlchemy URL of the handoff store (handoffs, notes, audit log, staff accounts)."""
+        return self.handoff_database_url or f"sqlite:///{self.handoffs_db}"
+
+    @property
+    def inbox_url(self) -> str:
+        """SQLAlchemy URL of the review inbox."""
+        return self.inbox_database_url or f"sqlite:///{self.inbox_db}"
 
     @property
     def models_dir(self) -> Path:
@@ -151,6 +165,8 @@ def load_settings(root: Path = PROJECT_ROOT, overrides: dict[str, str] | None = 
         log_level=(values.get("LOG_LEVEL") or "INFO").upper(),
         tracker_store_url=values.get("TRACKER_STORE_URL", ""),
         lock_store_url=values.get("LOCK_STORE_URL", ""),
+        handoff_database_url=values.get("HANDOFF_DATABASE_URL", ""),
+        inbox_database_url=values.get("INBOX_DATABASE_URL", ""),
         sanic_workers=_int(values, "SANIC_WORKERS", 1),
         advice_line=AdviceLine(
             name=values.get("ADVICE_LINE_NAME") or "Liberty Advice and Information",
