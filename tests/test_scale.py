@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import glob
 import json
 import multiprocessing
 import os
@@ -21,7 +20,6 @@ import secrets
 import shutil
 import sqlite3
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -213,60 +211,7 @@ def test_two_workers_answer_one_senders_concurrent_messages_in_order(
 # --- PostgreSQL tracker store + Redis lock store, two Rasa processes -----------------------
 
 
-def _postgres_bin(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return candidates[-1] if candidates else None
-
-
-def _as_postgres(argv: list[str]) -> list[str]:
-    """initdb and postgres refuse to run as root: run them as the `postgres` user then."""
-    if os.geteuid() == 0:
-        return ["runuser", "-u", "postgres", "--", *argv]
-    return argv
-
-
-@pytest.fixture
-def postgres():
-    initdb, pg_ctl = _postgres_bin("initdb"), _postgres_bin("pg_ctl")
-    if not (initdb and pg_ctl):
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not installed: "
-                    "apt-get install postgresql")
-    if os.geteuid() == 0 and not shutil.which("runuser"):
-        pytest.skip("running as root without runuser to drop to the postgres user")
-    # Not under pytest's tmp dir: as root that is 0700, and the postgres user could not enter.
-    base = Path(tempfile.mkdtemp(prefix="safe-report-pg-"))
-    data, sockets = base / "data", base / "sock"
-    sockets.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(base, "postgres")
-        shutil.chown(sockets, "postgres")
-    port = free_port()
-    subprocess.run(
-        _as_postgres([initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
-                      "--no-sync"]),
-        check=True, capture_output=True,
-    )
-    options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run(
-        _as_postgres([pg_ctl, "-D", str(data), "-o", options, "-l", str(base / "pg.log"),
-                      "-w", "start"]),
-        check=True, capture_output=True,
-    )
-    try:
-        import psycopg2
-
-        connection = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
-        connection.autocommit = True
-        connection.cursor().execute("CREATE DATABASE safe_report")
-        connection.close()
-        yield f"postgresql://postgres@127.0.0.1:{port}/safe_report"
-    finally:
-        subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"]),
-                       capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
+# The `postgres` fixture (a fresh database on a throwaway cluster) is in tests/conftest.py.
 
 
 @pytest.fixture

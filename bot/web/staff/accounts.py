@@ -1,4 +1,5 @@
-"""Staff accounts and sessions (tables in handoffs.db; no web framework here).
+"""Staff accounts and sessions (tables in the handoff store, bot.handoff.store, on SQLite or
+PostgreSQL; the same SQL on both; no web framework here).
 
 - Passwords: argon2id via argon2-cffi (rehashed on sign-in when parameters change);
   at least 12 characters.
