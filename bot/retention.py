@@ -19,9 +19,9 @@ def purge_all(settings: Settings) -> dict[str, int]:
         "conversations": ConversationStore(settings.tracker_url).purge_idle(
             settings.conversation_retention_hours
         ),
-        "inbox": InboxStore(settings.inbox_db).purge(settings.inbox_retention_days),
+        "inbox": InboxStore(settings.inbox_url).purge(settings.inbox_retention_days),
     }
-    handoffs = HandoffStore(settings.handoffs_db)
+    handoffs = HandoffStore(settings=settings)
     try:
         removed["handoffs"] = handoffs.purge(settings.handoff_retention_days)
     finally:

@@ -288,6 +288,6 @@ def database_bytes(store) -> bytes:
 def table_columns(store, table: str) -> set[str]:
     """The column names of a table of a store, on either database."""
     if store.dialect == "sqlite":
-        return {row["name"] for row in store.query(f"PRAGMA table_info({table})")}
-    return {row["column_name"] for row in store.query(
+        return {row["name"] for row in store.database.query(f"PRAGMA table_info({table})")}
+    return {row["column_name"] for row in store.database.query(
         "SELECT column_name FROM information_schema.columns WHERE table_name = ?", (table,))}
