@@ -1,5 +1,6 @@
 """The staff review app at /staff: the real Starlette app, mounted as the web app mounts it,
-through TestClient, and once through a real uvicorn server on a free port."""
+through TestClient, and once through a real uvicorn server on a free port. The accounts,
+sessions and handoffs live on SQLite and (marked `services`) on a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from bot.settings import load_settings
 from bot.web.security import SecurityHeadersMiddleware
 from bot.web.staff import create_staff_app
 from bot.web.staff.accounts import StaffAccounts, token_hash
+from tests.conftest import database_bytes, table_columns
 
 KEY = Fernet.generate_key().decode()
 PHONE = "07700 900123"
@@ -49,8 +51,9 @@ class Staff:
     """The mounted app, its store and accounts, and helpers to sign in."""
 
     def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                 hasher: PasswordHasher = FAST_HASHER) -> None:
+                 hasher: PasswordHasher = FAST_HASHER, store_url: str = "") -> None:
         monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+        monkeypatch.setenv("HANDOFF_DATABASE_URL", store_url)
         monkeypatch.setenv("SAFE_REPORT_ENCRYPTION_KEY", KEY)
         monkeypatch.setenv("STAFF_SESSION_SECRET", "test-session-secret")
         monkeypatch.setenv("STAFF_LOCKOUT_ATTEMPTS", "3")
@@ -101,14 +104,21 @@ class Staff:
     def actions(self) -> list[tuple[str, str, str | None]]:
         return [(r["actor"], r["action"], r["reference"]) for r in self.store.audit(1000)]
 
+    def stored_bytes(self) -> bytes:
+        """Every file under DATA_DIR, and the database's files wherever they are."""
+        data_dir = self.settings.data_dir
+        files = b"".join(p.read_bytes() for p in data_dir.iterdir() if p.is_file()) \
+            if data_dir.exists() else b""
+        return files if self.store.dialect == "sqlite" else files + database_bytes(self.store)
+
 
 def csrf_of(html: str) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
 @pytest.fixture
-def web(tmp_path, monkeypatch):
-    staff = Staff(tmp_path, monkeypatch)
+def web(tmp_path, monkeypatch, store_url):
+    staff = Staff(tmp_path, monkeypatch, store_url=store_url)
     yield staff
     staff.store.close()
 
@@ -283,8 +293,7 @@ def test_session_cookie_and_token_storage(web):
     assert "path=/staff" in attributes and "secure" not in attributes  # plain http here
     rows = web.store.query("SELECT token_hash FROM staff_sessions")
     assert [r["token_hash"] for r in rows] == [token_hash(token)]
-    assert token.encode() not in b"".join(
-        p.read_bytes() for p in web.store.path.parent.iterdir() if p.is_file())
+    assert token.encode() not in web.stored_bytes()
 
     https = web.client(base_url="https://testserver")
     secure = web.sign_in(https)
@@ -522,13 +531,14 @@ def test_no_ip_addresses_are_stored(web):
     client.get(f"/staff/h/{web.reference}")
     client.post(f"/staff/h/{web.reference}/reveal", data={"csrf_token": csrf})
     client.post(f"/staff/h/{web.reference}/notes", data={"text": "ok", "csrf_token": csrf})
-    raw = b"".join(p.read_bytes() for p in web.store.path.parent.iterdir() if p.is_file())
+    raw = web.stored_bytes()
     # TestClient's client address is "testclient"; nothing like an address is kept.
     assert b"testclient" not in raw and b"127.0.0.1" not in raw
     columns = {
-        col[1] for table in ("audit_log", "staff_sessions", "staff_users")
-        for col in web.store.db.execute(f"PRAGMA table_info({table})").fetchall()
+        column for table in ("audit_log", "staff_sessions", "staff_users")
+        for column in table_columns(web.store, table)
     }
+    assert {"actor", "token_hash", "username"} <= columns
     assert not {c for c in columns if "ip" in c.split("_") or "addr" in c}
 
 
@@ -541,10 +551,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_through_a_real_uvicorn_server(tmp_path, monkeypatch):
+def test_through_a_real_uvicorn_server(tmp_path, monkeypatch, store_url):
     import uvicorn
 
-    web = Staff(tmp_path, monkeypatch, hasher=PasswordHasher())  # production argon2 costs
+    # Production argon2 costs.
+    web = Staff(tmp_path, monkeypatch, hasher=PasswordHasher(), store_url=store_url)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(
         web.app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
@@ -587,7 +598,7 @@ def test_through_a_real_uvicorn_server(tmp_path, monkeypatch):
         assert session.get(f"{base}/staff/", allow_redirects=False, timeout=10).status_code == 303
 
         assert [a[1] for a in web.actions()][:3] == ["reveal", "view", "list"]
-        raw = b"".join(p.read_bytes() for p in web.store.path.parent.iterdir() if p.is_file())
+        raw = web.stored_bytes()
         assert b"127.0.0.1" not in raw and PHONE.encode() not in raw
     finally:
         server.should_exit = True
