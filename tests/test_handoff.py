@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -488,6 +489,25 @@ def test_purge_removes_closed_and_old_only_and_the_text_leaves_the_files(store, 
     assert store.purge(retention_days=10) == 1  # explicit retention overrides the setting
     assert store.purge(now=clock.now + timedelta(days=400)) == 0  # open ones are never purged
     assert [row["reference"] for row in store.list()] == [old_open]
+
+
+def test_retention_purges_the_configured_stores(env, store):
+    from bot.inbox import InboxStore
+    from bot.retention import purge_all
+
+    # The inbox in the same place as the handoffs: both SQLite files, or one PostgreSQL database.
+    settings = dataclasses.replace(env, inbox_database_url=env.handoff_database_url)
+    old = store.create(request())
+    store.set_status(old, "alice", "closed")  # at T0, long before today
+    kept = store.create(request())
+    InboxStore(settings.inbox_url).add("old words", "greet", 0.1, today=date(2020, 1, 1))
+    removed = purge_all(settings)
+    assert (removed["handoffs"], removed["inbox"]) == (1, 1)
+    assert [row["reference"] for row in store.list()] == [kept]
+    assert InboxStore(settings.inbox_url).items() == []
+    if settings.handoff_database_url:  # nothing fell back to SQLite files
+        assert not list(settings.data_dir.glob("handoffs.db*"))
+        assert not list(settings.data_dir.glob("inbox.db*"))
 
 
 # -- the audit log -------------------------------------------------------------------------
