@@ -1,7 +1,7 @@
 """Handoffs to Liberty's advice line: the consented, redacted record staff review.
 
     from bot.handoff import HandoffStore, HandoffRequest
-    store = HandoffStore()                      # DATA_DIR/handoffs.db
+    store = HandoffStore()                      # HANDOFF_DATABASE_URL, else DATA_DIR/handoffs.db
     ref = store.create(HandoffRequest(...))     # e.g. "K7Q-XM2-PRT"
 """
 
