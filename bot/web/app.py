@@ -9,6 +9,7 @@ Run by `safe-report run` as `uvicorn bot.web.app:create_app --factory --no-acces
     GET  /articles/{id}        any knowledge-base article as a page
     POST /api/chat, DELETE /api/conversation/{sender}   bot.web.chat_api
     GET  /healthz
+    GET  /openapi.json         this interface, described in bot/web/openapi.yml (staff app too)
 
 Visitors get no cookies and no third-party anything; the headers are bot.web.security's.
 """
@@ -43,6 +44,7 @@ logger = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=str(WEB_DIR / "templates"))
 STATIC_DIR = WEB_DIR / "static"
+OPENAPI_FILE = WEB_DIR / "openapi.yml"
 
 PRIVACY_ARTICLE = "about-this-service-privacy"
 CHOICES = (
@@ -158,6 +160,13 @@ def markdown_to_html(markdown: str, *, top_level: int = 2) -> Markup:
     return Markup("\n".join(blocks))
 
 
+def openapi_description() -> dict:
+    """The web app's OpenAPI description (bot/web/openapi.yml), as a dict."""
+    import yaml
+
+    return yaml.safe_load(OPENAPI_FILE.read_text(encoding="utf-8"))
+
+
 def long_date(value) -> str:
     return f"{value.day} {value:%B %Y}"
 
@@ -250,22 +259,31 @@ def create_app(settings: Settings | None = None, *, schedule_purge: bool = True)
     async def healthz(_request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
+    openapi = openapi_description()
+
+    async def openapi_json(_request: Request) -> JSONResponse:
+        return JSONResponse(openapi)
+
     async def http_error(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 500)
         if status == 500:
             logger.error("Request failed: %s", type(exc).__name__)
         messages = {404: "Not found", 405: "Method not allowed", 500: "Something went wrong"}
         text = messages.get(status, "Request not accepted")
+        # Keep what the exception says about the response (405's Allow header, RFC 9110).
+        headers = getattr(exc, "headers", None) if isinstance(exc, HTTPException) else None
+        if status == 405 and not headers:  # StaticFiles' 405 names no methods; it has two
+            headers = {"allow": "GET, HEAD"}
         if request.url.path.startswith("/api/"):
             return JSONResponse({"error": text.lower().replace(" ", "_"), "message": text + "."},
-                                status_code=status)
+                                status_code=status, headers=headers)
         if status in (404, 500) and request.method in ("GET", "HEAD"):
             return TEMPLATES.TemplateResponse(
                 request, "article.html",
                 page_context(article=None, is_privacy=False, error_status=status),
-                status_code=status,
+                status_code=status, headers=headers,
             )
-        return PlainTextResponse(text, status_code=status)
+        return PlainTextResponse(text, status_code=status, headers=headers)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -283,6 +301,7 @@ def create_app(settings: Settings | None = None, *, schedule_purge: bool = True)
             Route("/privacy", privacy_page),
             Route("/articles/{article_id}", article_page),
             Route("/healthz", healthz),
+            Route("/openapi.json", openapi_json),
             *chat_api.routes(),
             Mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static"),
         ],
