@@ -81,11 +81,15 @@ def _is_https(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
-def _date(value: str | None) -> date | None:
+def _date(value: str | None, *, end: bool = False) -> date | None:
+    """A filter date, or None (no filter) when it is not one. The store reads an end date as
+    "before the next day"; the last date there is has no next day (and nothing is later),
+    so as an end date it means no end (found by the schemathesis fuzz: it was a 500)."""
     try:
-        return date.fromisoformat(value) if value else None
+        day = date.fromisoformat(value) if value else None
     except ValueError:
         return None
+    return None if end and day == date.max else day
 
 
 def create_staff_app(
@@ -122,14 +126,17 @@ def create_staff_app(
         context.setdefault("base", _prefix(request))
         return templates.TemplateResponse(request, name, context, status_code=status_code)
 
-    def error_page(request: Request, status_code: int, message: str) -> Response:
+    def error_page(request: Request, status_code: int, message: str,
+                   headers: dict[str, str] | None = None) -> Response:
         if _wants_json(request):
-            return JSONResponse({"error": message}, status_code=status_code)
+            return JSONResponse({"error": message}, status_code=status_code, headers=headers)
         titles = {400: "Something is wrong with that request", 403: "Not allowed",
                   404: "Page not found", 405: "Not allowed", 500: "Something went wrong"}
-        return render(request, "error.html",
-                      {"title": titles.get(status_code, "Error"), "message": message},
-                      status_code)
+        response = render(request, "error.html",
+                          {"title": titles.get(status_code, "Error"), "message": message},
+                          status_code)
+        response.headers.update(headers or {})
+        return response
 
     def login_token() -> str:
         nonce = f"{secrets.token_urlsafe(24)}.{int(time.time())}"
@@ -282,7 +289,7 @@ def create_staff_app(
             "situation": (q.get("situation")
                           if q.get("situation") in LABELS["what_happened"] else None),
             "from": _date(q.get("from")),
-            "to": _date(q.get("to")),
+            "to": _date(q.get("to"), end=True),
         }
         try:
             page = min(max(int(q.get("page", "1")), 1), 100_000)
@@ -385,7 +392,12 @@ def create_staff_app(
             404: "There is no handoff or page here. It may have been deleted.",
             405: "That is not something this page can do.",
         }
-        return error_page(request, status, messages.get(status, "Please go back and try again."))
+        # 405's Allow header (RFC 9110) goes along; anonymous requests never get this far.
+        headers = getattr(exc, "headers", None) if isinstance(exc, HTTPException) else None
+        if status == 405 and not headers:  # StaticFiles' 405 names no methods; it has two
+            headers = {"allow": "GET, HEAD"}
+        return error_page(request, status, messages.get(status, "Please go back and try again."),
+                          headers)
 
     async def not_found(request: Request, exc: Exception) -> Response:
         session = getattr(request.state, "staff", None) or await current_session(request)
