@@ -7,7 +7,6 @@ fixed list, intent names) are kept; free text is replaced by `bot.privacy.pii.re
 
 from __future__ import annotations
 
-import copy
 from functools import lru_cache
 from typing import Any
 
@@ -75,10 +74,15 @@ def _redact_entity(entity: dict[str, Any]) -> dict[str, Any]:
     return entity
 
 
-def _redact_parse_data(parse_data: dict[str, Any]) -> dict[str, Any]:
+def _redact_parse_data(
+    parse_data: dict[str, Any], already: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    """`already` is (text, its redaction) when the caller has redacted the same text: the
+    parse data repeats the message text, and the detector is the slow part of a save."""
     parse_data = dict(parse_data)
     if "text" in parse_data:
-        parse_data["text"] = redact(parse_data.get("text") or "")
+        text = parse_data.get("text") or ""
+        parse_data["text"] = already[1] if already and already[0] == text else redact(text)
     parse_data["entities"] = [_redact_entity(e) for e in parse_data.get("entities") or []]
     parse_data.pop("metadata", None)
     return parse_data
@@ -100,7 +104,9 @@ def redact_event(event: dict[str, Any], *, is_contact_detail: bool = False) -> d
     `is_contact_detail` marks the user message that answered "what number or email?":
     its text is replaced whole, so a detail the detector would miss is not kept either.
     """
-    event = copy.deepcopy(event)
+    # A shallow copy is enough: every nested value that changes is rebuilt, never edited in
+    # place (tests/test_properties.py checks the input is left alone).
+    event = dict(event)
     kind = event.get("event")
     if kind == "user" and is_contact_detail:
         event["text"] = CONTACT_DETAIL
@@ -108,9 +114,12 @@ def redact_event(event: dict[str, Any], *, is_contact_detail: bool = False) -> d
             event["parse_data"] = {**_redact_parse_data(event["parse_data"]), "text": CONTACT_DETAIL}
         event["metadata"] = {}
     elif kind == "user":
-        event["text"] = redact(event.get("text") or "") if event.get("text") else event.get("text")
+        text = event.get("text")
+        if text:
+            event["text"] = redact(text)
         if event.get("parse_data"):
-            event["parse_data"] = _redact_parse_data(event["parse_data"])
+            already = (text, event["text"]) if text else None
+            event["parse_data"] = _redact_parse_data(event["parse_data"], already)
         # Channel metadata can carry anything a client sends; none of it is needed later.
         event["metadata"] = {}
     elif kind == "bot":
