@@ -57,7 +57,12 @@ def ensure_secrets(root: Path) -> list[str]:
 def write_endpoints(settings: Settings, path: Path) -> Path:
     """The endpoints file for this run: action server port, stores from settings."""
     endpoints: dict = {
-        "action_endpoint": {"url": f"http://127.0.0.1:{settings.action_port}/webhook"},
+        # Send the domain only to the actions that ask for it (domain.yml `send_domain`):
+        # less data leaves Rasa, and serialising the domain on every call was costly.
+        "action_endpoint": {
+            "url": f"http://127.0.0.1:{settings.action_port}/webhook",
+            "enable_selective_domain": True,
+        },
         "tracker_store": {"type": "bot.tracker_store.RedactingSQLTrackerStore"},
     }
     if settings.lock_store_url:
