@@ -27,6 +27,7 @@ SYNONYMS_FILE = Path("bot/data/nlu/synonyms.yml")
 TRAINING_INPUTS = [
     "config.yml", "domain.yml", "bot/data",
     "bot/nlp/patterns", "bot/nlp/pipeline.py", "bot/nlp/safety_net.py", "bot/nlp/intent_vote.py",
+    "bot/policies",
 ]
 
 

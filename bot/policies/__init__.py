@@ -1,0 +1,1 @@
+"""Dialogue policies of safe-report (config.yml `policies:`)."""
