@@ -70,7 +70,8 @@ class ActionSubmitHandoff(Action):
             may_say_who=tracker.get_slot("may_say_who") or "unknown",
         )
         try:
-            reference = HandoffStore().create(request)
+            with HandoffStore() as store:  # closes its connection (or pool) at once
+                reference = store.create(request)
         except Exception as error:  # the person must hear that it failed, calmly
             import logging
 
