@@ -1,6 +1,6 @@
 """Collects what the reliability tests tried and writes `docs/RELIABILITY.md`.
 
-Each test module (faults, load, hostile input, properties) records rows with `record()`
+Each test module (faults, load, hostile input, properties, fuzz) records rows with `record()`
 once its assertions have passed; a module-scoped fixture calls `flush(section)` at the end
 of the module. Rows of each section are kept in `build/reliability/<section>.json`, so
 running one test file refreshes its own section and keeps the others from the last run.
@@ -31,6 +31,7 @@ SECTIONS = {
     "load": "Load",
     "hostile": "Hostile input",
     "properties": "Properties (hypothesis, unit level)",
+    "fuzz": "API fuzzing (schemathesis, from the web app's OpenAPI description)",
 }
 
 
@@ -72,7 +73,8 @@ def write_report() -> Path:
         "# Reliability: faults, load and hostile input",
         "",
         "Written by the test run (`tests/test_reliability.py`, `tests/test_hostile_input.py`,",
-        "`tests/test_properties.py`, helper `tests/reliability_report.py`); do not edit by hand.",
+        "`tests/test_properties.py`, `tests/test_fuzz.py`, helper `tests/reliability_report.py`);",
+        "do not edit by hand.",
         "Each row is added only after the test's assertions passed: a missing row means the",
         "test failed or was not run. Timings are from a shared 2-core machine under other",
         "load, so they are indicative only; the tests assert correctness, never time.",
