@@ -12,6 +12,8 @@ proxy adds:
   with http(s) source links), so the page renders data, never markup;
 - CORS for the widget, for exact origins in WIDGET_ALLOWED_ORIGINS only; a browser request
   from any other site is refused;
+- the messages of one conversation go to Rasa one at a time, in the order they arrived
+  here, so several Rasa workers or processes cannot store them out of order;
 - a conversation deleted while one of its messages is still with Rasa is deleted again when
   that message comes back (Rasa would otherwise write the whole turn back).
 Message text never reaches a log line.
@@ -194,6 +196,11 @@ class ChatAPI:
         # Senders with a message at Rasa right now, and those deleted meanwhile.
         self._in_flight: Counter[str] = Counter()
         self._deleted_in_flight: set[str] = set()
+        # One message of a conversation at Rasa at a time, in the order they arrived here.
+        # Rasa's own ticket lock orders by arrival at each Rasa worker, and with several
+        # workers a busy one can pick up an earlier message after a later one (issue #9).
+        # asyncio.Lock wakes its waiters first come, first served.
+        self._turns: dict[str, asyncio.Lock] = {}
 
     # Resources, made on first use and closed with the app.
     def session(self) -> aiohttp.ClientSession:
@@ -283,11 +290,13 @@ class ChatAPI:
 
         self._in_flight[sender] += 1
         try:
-            status, reply = await self._ask_rasa(sender, message)
+            async with self._turns.setdefault(sender, asyncio.Lock()):
+                status, reply = await self._ask_rasa(sender, message)
         finally:
             self._in_flight[sender] -= 1
             if self._in_flight[sender] <= 0:
                 del self._in_flight[sender]
+                self._turns.pop(sender, None)  # nobody holds or waits for it now
                 if sender in self._deleted_in_flight:
                     self._deleted_in_flight.discard(sender)
                     await self._delete_quietly(sender)
