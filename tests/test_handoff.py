@@ -291,6 +291,7 @@ def test_list_filters_order_and_counts(store, clock):
     assert refs(since=date(2025, 3, 3), until=date(2025, 3, 4)) == ["c", "b"]
     assert refs(since="2025-03-05") == ["e", "d"]
     assert refs(until="2025-03-02") == ["a"]
+    assert refs(until=date.max) == refs(until="9999-12-31") == refs()  # no overflow
     assert refs(limit=2) == ["e", "d"]
     assert refs(limit=2, offset=2) == ["c", "b"]
     assert refs(limit=2, offset=4) == ["a"]

@@ -401,6 +401,8 @@ def _bound(value: date | datetime | str | None, *, end: bool) -> str | None:
             raise HandoffError("dates must look like 2025-01-31") from error
     if isinstance(value, datetime):
         return to_timestamp(value)
+    if end and value == date.max:
+        return None  # "until the last day there is" is no bound at all
     moment = datetime.combine(value, time.min, tzinfo=timezone.utc)
     if end:
         moment += timedelta(days=1)
