@@ -32,6 +32,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
+from bot.privacy.pii import warm_up
 from bot.privacy.redaction import redact_event
 from bot.settings import get_settings
 
@@ -200,6 +201,9 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
         self.sessionmaker = sa.orm.sessionmaker(bind=self.engine)
         self.inbox_threshold = settings.inbox_confidence_threshold
         TrackerStore.__init__(self, domain, event_broker, **kwargs)
+        # The personal-data detector loads a spaCy pipeline (seconds on a busy machine): do
+        # it while Rasa starts, not while the first person of the day waits for a reply.
+        warm_up()
 
     @contextmanager
     def session_scope(self) -> Iterator[sa.orm.Session]:

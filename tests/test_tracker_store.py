@@ -172,3 +172,49 @@ async def _save_with_short_timeout(store, tracker):
     store.engine = engine
     store.sessionmaker = sa.orm.sessionmaker(bind=engine)
     await store.save(tracker)
+
+
+def test_only_the_latest_session_is_loaded_and_saving_appends_after_it(store):
+    from rasa.shared.core.events import SessionStarted
+
+    first = tracker_with("s", ActionExecuted("action_listen"), user("first session"))
+    run(store.save(first))
+    tracker = run(store.retrieve("s"))
+    for event in (ActionExecuted("action_session_start"), SessionStarted(),
+                  ActionExecuted("action_listen"), user("second session")):
+        time.sleep(0.002)  # sessions are told apart by timestamp, as in Rasa
+        tracker.update(event)
+    run(store.save(tracker))
+    latest = run(store.retrieve("s"))
+    assert [e.text for e in latest.events if isinstance(e, UserUttered)] == ["second session"]
+    full = run(store.retrieve_full_tracker("s"))
+    assert [e.text for e in full.events if isinstance(e, UserUttered)] == [
+        "first session", "second session"
+    ]
+    # Saving the latest-session tracker again adds only what is new.
+    latest.update(user("third message"))
+    run(store.save(latest))
+    assert store.conversations.count_events("s") == len(full.events) + 1
+    assert run(store.retrieve("unknown")) is None
+
+
+def test_creating_the_store_loads_the_personal_data_detector(settings):
+    """So the first message after Rasa starts does not wait for the spaCy pipeline."""
+    import os
+    import subprocess
+    import sys
+
+    from bot.settings import PROJECT_ROOT
+
+    code = (
+        "from bot.privacy import pii\n"
+        "assert not pii.is_warm()\n"
+        "from bot.tracker_store import RedactingSQLTrackerStore\n"
+        "RedactingSQLTrackerStore()\n"
+        "assert pii.is_warm()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
+        env={**os.environ, "DATA_DIR": str(settings.data_dir)}, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

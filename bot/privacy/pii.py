@@ -846,6 +846,11 @@ def warm_up() -> None:
     find_personal_data("My name is Amina, call me on 07700 900123.")
 
 
+def is_warm() -> bool:
+    """Whether the detector's spaCy pipeline is loaded (or known to be unavailable)."""
+    return _engine is not None or _engine_failed
+
+
 # ====================================================================== resolving overlaps
 
 
