@@ -53,6 +53,10 @@ def test_chat_and_handoff_leave_no_personal_data_at_rest_or_in_logs(stack):
         for variant in {value, value.replace(" ", ""), value.lower()}:
             assert variant.encode() not in data, f"{label} found under DATA_DIR"
             assert variant.encode() not in logs, f"{label} found in the logs"
+    # Rasa logs tracebacks with every frame's local variables, and logged one for each
+    # button with entities (bot/rasa_patches.py stops both).
+    assert b"interpolator.interpolate.text" not in logs
+    assert b'"locals": {' not in logs
 
     # The detail is in the handoff store, encrypted, and readable after reveal with the
     # stack's key (this test process reads settings as the stack does).

@@ -36,12 +36,12 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot import rasa_speedups
+from bot import rasa_patches
 from bot.settings import PROJECT_ROOT, get_settings
 from bot.tracker_store import store_failures
 
-# This module is loaded only by the Rasa server (credentials.yml), so the fix lands there.
-rasa_speedups.install()
+# This module is loaded only by the Rasa server (credentials.yml), so the fixes land there.
+rasa_patches.install()
 
 logger = logging.getLogger(__name__)
 
