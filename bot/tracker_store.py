@@ -16,6 +16,7 @@ retention purge use it to delete conversations.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import itertools
 import json
@@ -66,6 +67,11 @@ def make_engine(url: str) -> Engine:
     kwargs: dict[str, Any] = {"hide_parameters": True, "future": True}
     if is_sqlite:
         kwargs["connect_args"] = {"timeout": 10, "check_same_thread": False}
+        # SQLAlchemy 1.4 opens a new SQLite connection per use (NullPool) and our PRAGMAs
+        # run each time; a small pool keeps them open.
+        kwargs["poolclass"] = sa.pool.QueuePool
+        kwargs["pool_size"] = 4
+        kwargs["max_overflow"] = 8
     else:
         kwargs["pool_pre_ping"] = True
     engine = sa.create_engine(url, **kwargs)
@@ -253,7 +259,10 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
     async def save(self, tracker: DialogueStateTracker) -> None:
         for attempt in range(1, SAVE_ATTEMPTS + 1):
             try:
-                self._save_redacted(tracker)
+                # In a thread: while SQLite waits for another worker's write (busy timeout),
+                # this worker's event loop goes on answering other conversations. Rasa's
+                # ticket lock keeps this conversation's next message waiting meanwhile.
+                await asyncio.to_thread(self._save_redacted, tracker)
                 return
             except OperationalError as error:
                 # "database is locked" and friends: wait a little, then try again.
@@ -261,7 +270,7 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
                     "Conversation store busy (attempt %d of %d): %s",
                     attempt, SAVE_ATTEMPTS, type(error.orig).__name__,
                 )
-                time.sleep(0.2 * attempt)
+                await asyncio.sleep(0.2 * attempt)
             except Exception as error:
                 logger.error("Could not save a conversation: %s", type(error).__name__)
                 break
