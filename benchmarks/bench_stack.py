@@ -210,7 +210,10 @@ class SafeReportStack:
 
 
 def measure(url: str, users: int, rounds: int) -> dict[str, client.Result]:
+    # Steady state, for every server alike: one conversation, then a concurrent round, so
+    # that each Sanic worker has loaded and traced its models before anything is timed.
     client.warm_up(url)
+    client.concurrent_users(url, users=users)
     return {
         "single": client.single_user(url, rounds=rounds),
         "concurrent": client.concurrent_users(url, users=users),
