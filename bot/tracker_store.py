@@ -259,10 +259,7 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
     async def save(self, tracker: DialogueStateTracker) -> None:
         for attempt in range(1, SAVE_ATTEMPTS + 1):
             try:
-                # In a thread: while SQLite waits for another worker's write (busy timeout),
-                # this worker's event loop goes on answering other conversations. Rasa's
-                # ticket lock keeps this conversation's next message waiting meanwhile.
-                await asyncio.to_thread(self._save_redacted, tracker)
+                await self._save_redacted(tracker)
                 return
             except OperationalError as error:
                 # "database is locked" and friends: wait a little, then try again.
@@ -278,44 +275,53 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
         logger.error("A conversation turn could not be saved; the person was told.")
         raise ConversationStoreError("save failed")
 
-    def _save_redacted(self, tracker: DialogueStateTracker) -> None:
+    async def _save_redacted(self, tracker: DialogueStateTracker) -> None:
+        # Counting what is stored and redacting run here (reads never wait in WAL mode, and
+        # redaction is CPU work). Only writes go to a thread: while SQLite waits for another
+        # worker's write lock, this worker's event loop goes on answering other people.
+        # Rasa's ticket lock keeps this conversation's next message waiting meanwhile.
         with self.session_scope() as session:
             new_events = list(self._additional_events(session, tracker))
-            if any(
-                getattr(event, "action_name", None) == FORGET_ACTION for event in new_events
-            ):
-                session.execute(
-                    sa.delete(self.SQLEvent).where(self.SQLEvent.sender_id == tracker.sender_id)
-                )
-                session.commit()
-                self.conversations.scrub()
-                return
-            contact_detail = _user_events_answering(tracker, "contact_detail")
-            free_text = _user_events_answering(tracker, *FREE_TEXT_SLOTS)
-            unsure: list[tuple[str, str, float]] = []
-            rows: list[dict[str, Any]] = []
-            for event in new_events:
-                data = redact_event(event.as_dict(), is_contact_detail=id(event) in contact_detail)
-                if data.get("event") == "user" and id(event) not in free_text:
-                    candidate = inbox_candidate(data, self.inbox_threshold)
-                    if candidate:
-                        unsure.append((data["text"], *candidate))
-                intent = (data.get("parse_data") or {}).get("intent", {}).get("name")
-                rows.append(
-                    {
-                        "sender_id": tracker.sender_id,
-                        "type_name": event.type_name,
-                        "timestamp": data.get("timestamp"),
-                        "intent_name": intent,
-                        "action_name": data.get("name"),
-                        "data": json.dumps(data),
-                    }
-                )
-            if rows:
-                # One multi-row INSERT (SQLAlchemy Core): the ORM's unit of work per event
-                # cost more than the write itself. Rows keep tracker order (autoincrement id).
-                session.execute(sa.insert(self.SQLEvent.__table__), rows)
-            session.commit()
+        if any(getattr(event, "action_name", None) == FORGET_ACTION for event in new_events):
+            await asyncio.to_thread(self.conversations.delete, tracker.sender_id)
+            return
+        rows, unsure = self._redacted_rows(tracker, new_events)
+        if rows or unsure:
+            await asyncio.to_thread(self._write, rows, unsure)
+
+    def _redacted_rows(
+        self, tracker: DialogueStateTracker, new_events: list
+    ) -> tuple[list[dict[str, Any]], list[tuple[str, str, float]]]:
+        """The `events` rows for `new_events`, redacted; and the unsure messages among them."""
+        contact_detail = _user_events_answering(tracker, "contact_detail")
+        free_text = _user_events_answering(tracker, *FREE_TEXT_SLOTS)
+        unsure: list[tuple[str, str, float]] = []
+        rows: list[dict[str, Any]] = []
+        for event in new_events:
+            data = redact_event(event.as_dict(), is_contact_detail=id(event) in contact_detail)
+            if data.get("event") == "user" and id(event) not in free_text:
+                candidate = inbox_candidate(data, self.inbox_threshold)
+                if candidate:
+                    unsure.append((data["text"], *candidate))
+            intent = (data.get("parse_data") or {}).get("intent", {}).get("name")
+            rows.append(
+                {
+                    "sender_id": tracker.sender_id,
+                    "type_name": event.type_name,
+                    "timestamp": data.get("timestamp"),
+                    "intent_name": intent,
+                    "action_name": data.get("name"),
+                    "data": json.dumps(data),
+                }
+            )
+        return rows, unsure
+
+    def _write(self, rows: list[dict[str, Any]], unsure: list[tuple[str, str, float]]) -> None:
+        if rows:
+            # One multi-row INSERT (SQLAlchemy Core): the ORM's unit of work per event cost
+            # more than the write itself. Rows keep tracker order (autoincrement id).
+            with self.engine.begin() as connection:
+                connection.execute(sa.insert(self.SQLEvent.__table__), rows)
         self._to_inbox(unsure)
 
     def _to_inbox(self, unsure: list[tuple[str, str, float]]) -> None:

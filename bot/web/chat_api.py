@@ -205,8 +205,13 @@ class ChatAPI:
     # Resources, made on first use and closed with the app.
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
+            # With several Rasa workers, a fresh connection per message lets whichever
+            # worker is free accept it; kept-alive connections stay with the worker that
+            # accepted them, and one worker ended up with all the work (make bench).
+            connector = aiohttp.TCPConnector(force_close=self.settings.sanic_workers > 1)
             self._session = aiohttp.ClientSession(
-                timeout=RASA_TIMEOUT, raise_for_status=False, trust_env=False
+                connector=connector, timeout=RASA_TIMEOUT, raise_for_status=False,
+                trust_env=False,
             )
         return self._session
 
