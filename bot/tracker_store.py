@@ -67,11 +67,9 @@ def make_engine(url: str) -> Engine:
     kwargs: dict[str, Any] = {"hide_parameters": True, "future": True}
     if is_sqlite:
         kwargs["connect_args"] = {"timeout": 10, "check_same_thread": False}
-        # SQLAlchemy 1.4 opens a new SQLite connection per use (NullPool) and our PRAGMAs
-        # run each time; a small pool keeps them open.
-        kwargs["poolclass"] = sa.pool.QueuePool
-        kwargs["pool_size"] = 4
-        kwargs["max_overflow"] = 8
+        # No connection pool on purpose (SQLAlchemy 1.4's NullPool for SQLite files): a
+        # connection per use fails cleanly when DATA_DIR turns read-only or full, while a
+        # kept-open one took the whole Rasa server down (tests/test_reliability.py).
     else:
         kwargs["pool_pre_ping"] = True
     engine = sa.create_engine(url, **kwargs)

@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -123,3 +124,20 @@ def model(request) -> Path:
     if override:
         return Path(override)
     return request.getfixturevalue("trained_model")
+
+
+@contextmanager
+def session_stack_or_own(request, tmp_path_factory, model: Path, knowledge_db: Path, name: str):
+    """The session stack (already running in `make test`), or a stack of our own when
+    SAFE_REPORT_TEST_MODEL picks another model (handy while developing one test module)."""
+    if not os.environ.get("SAFE_REPORT_TEST_MODEL"):
+        yield request.getfixturevalue("stack")
+        return
+    from conftest import make_stack
+
+    running = make_stack(tmp_path_factory.mktemp(name), model, knowledge_db)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop_all()

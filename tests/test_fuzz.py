@@ -29,8 +29,12 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import make_stack
-from reliability_report import model, record, section_fixture  # noqa: F401 (fixture)
+from reliability_report import (  # noqa: F401 (fixture)
+    model,
+    record,
+    section_fixture,
+    session_stack_or_own,
+)
 
 from bot.settings import PROJECT_ROOT
 
@@ -46,14 +50,8 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 @pytest.fixture(scope="module")
 def target(request, tmp_path_factory, model, knowledge_db):  # noqa: F811
-    """The session stack (already running in `make test`), or our own with an override model."""
-    if not os.environ.get("SAFE_REPORT_TEST_MODEL"):
-        yield request.getfixturevalue("stack")
-        return
-    running = make_stack(tmp_path_factory.mktemp("fuzz"), model, knowledge_db)
-    running.start()
-    yield running
-    running.stop_all()
+    with session_stack_or_own(request, tmp_path_factory, model, knowledge_db, "fuzz") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -115,3 +115,31 @@ def test_logged_tracebacks_carry_no_local_variables(caplog):
     assert record["event"] == "test.event" and record["exception"][0]["frames"]
     assert secret not in out
     assert record["exception"][0]["frames"][0]["locals"] is None
+
+
+# --- 4. event classes by name ---------------------------------------------------------------
+
+
+def test_event_classes_are_the_ones_rasa_finds(installed):
+    from rasa.shared.core.events import ActionExecuted, Event, SlotSet, UserUttered
+    from rasa.shared.utils.common import all_subclasses
+
+    assert Event.resolve_by_type is rasa_patches.resolve_by_type
+    for cls in all_subclasses(Event):
+        for _ in range(2):  # the second answer comes from the map
+            assert Event.resolve_by_type(cls.type_name) is rasa_patches._rasa_resolve_by_type(
+                cls.type_name
+            )
+    assert Event.resolve_by_type("user") is UserUttered
+    assert Event.resolve_by_type("slot") is SlotSet
+    assert Event.resolve_by_type("no_such_event", ActionExecuted) is ActionExecuted
+    assert Event.resolve_by_type("topic") is None
+    with pytest.raises(ValueError):
+        Event.resolve_by_type("no_such_event")
+    # A whole stored event list still loads as Rasa loads it.
+    events = [{"event": "action", "name": "action_listen"},
+              {"event": "user", "text": "hi", "parse_data": {"intent": {"name": "greet"}}},
+              {"event": "slot", "name": "role", "value": "victim"}]
+    from rasa.shared.core.events import deserialise_events
+
+    assert [type(e) for e in deserialise_events(events)] == [ActionExecuted, UserUttered, SlotSet]
