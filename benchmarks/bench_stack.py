@@ -1,11 +1,13 @@
 """safe-report against a stock `rasa init` assistant, side by side on this machine.
 
-    .venv/bin/python -m benchmarks.bench_stack [--users 20] [--rounds 5] [--skip-train]
+    .venv/bin/python -m benchmarks.bench_stack [--users 20] [--rounds 5] [--repeat 3] [--skip-train]
                                               [--skip-workers] [--skip-others] [--stock-dir DIR]
 
-In one go, one server at a time (so they never compete for the CPU):
+In one go, one server measured at a time (the others sit idle, so they never compete for
+the CPU), in `--repeat` interleaved rounds (stock, safe-report, stock, safe-report, ...;
+figures are medians, ratios are per round) because this VM's speed drifts over minutes:
 1. the stock assistant (`rasa init --no-prompt`, trained now by the same Rasa, REST channel,
-   in-memory tracker store, no action server);
+   in-memory tracker store, no action server), kept up for the whole run;
 2. the full safe-report stack (Rasa + action server + web app, SQLite tracker store with
    redaction, its spaCy pipeline and safety net, the knowledge base), measured on the path a
    browser takes (POST /api/chat on the web app, which proxies to Rasa) and on Rasa's
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -209,23 +212,57 @@ class SafeReportStack:
         self.processes.clear()
 
 
-def measure(url: str, users: int, rounds: int) -> dict[str, client.Result]:
-    # Steady state, for every server alike: one conversation, then a concurrent round, so
-    # that each Sanic worker has loaded and traced its models before anything is timed.
+def warm(url: str, users: int) -> None:
+    """Steady state, for every server alike: one conversation, then a concurrent round, so
+    that each Sanic worker has loaded and traced its models before anything is timed."""
     client.warm_up(url)
     client.concurrent_users(url, users=users)
+
+
+def measure(url: str, users: int, rounds: int) -> dict[str, client.Result]:
     return {
         "single": client.single_user(url, rounds=rounds),
         "concurrent": client.concurrent_users(url, users=users),
     }
 
 
-def row(label: str, figures: dict[str, client.Result]) -> str:
-    single, load = figures["single"], figures["concurrent"]
+def interleaved(servers: dict[str, str], users: int, rounds: int, repeat: int
+                ) -> dict[str, list[dict[str, client.Result]]]:
+    """Measure every server once per round, round after round (A B C, A B C, ...), so that
+    each ratio compares runs made a few seconds apart: this VM's speed drifts by about ±10%
+    over minutes, more than some of the differences being measured."""
+    for url in servers.values():
+        warm(url, users)
+    runs: dict[str, list[dict[str, client.Result]]] = {label: [] for label in servers}
+    for _ in range(repeat):
+        for label, url in servers.items():
+            runs[label].append(measure(url, users, rounds))
+    return runs
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def ratios(runs: dict[str, list[dict[str, client.Result]]], label: str, base: str,
+           figure) -> list[float]:
+    """Per-round ratio of `figure(result)` between two servers."""
+    return [figure(a) / figure(b) for a, b in zip(runs[label], runs[base], strict=True)]
+
+
+def row(label: str, runs: list[dict[str, client.Result]]) -> str:
+    """One line: the median of each figure over the rounds; errors and empties summed."""
+    def med(figure) -> float:
+        return median([figure(run) for run in runs])
+
+    errors = sum(r.errors for run in runs for r in run.values())
+    empty = sum(r.empty for run in runs for r in run.values())
     return (
-        f"{label:<34} {single.p(0.5):8.1f} {single.p(0.95):8.1f} │ "
-        f"{load.throughput:9.1f} {load.p(0.5):8.1f} {load.p(0.95):8.1f} "
-        f"{load.errors + single.errors:6d} {load.empty + single.empty:6d}"
+        f"{label:<34} {med(lambda r: r['single'].p(0.5)):8.1f} "
+        f"{med(lambda r: r['single'].p(0.95)):8.1f} │ "
+        f"{med(lambda r: r['concurrent'].throughput):9.1f} "
+        f"{med(lambda r: r['concurrent'].p(0.5)):8.1f} "
+        f"{med(lambda r: r['concurrent'].p(0.95)):8.1f} {errors:6d} {empty:6d}"
     )
 
 
@@ -276,6 +313,8 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5, help="single-user conversations")
     parser.add_argument("--stock-dir", type=Path, help="reuse (or create) the stock bot here")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="interleaved rounds per server; figures are medians")
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--skip-workers", action="store_true")
     parser.add_argument("--skip-others", action="store_true")
@@ -290,81 +329,86 @@ def main() -> None:
     model = pick_model()
     print(f"safe-report model: {model.name}")
 
-    results: dict[str, dict[str, client.Result]] = {}
+    stock_label, web_label, direct_label, two_label = (
+        "stock rasa init (REST)", "safe-report via web /api/chat",
+        "safe-report Rasa REST direct", "safe-report 2 workers via /api/chat",
+    )
     with tempfile.TemporaryDirectory(prefix="bench-stack-") as tmp:
         tmp_path = Path(tmp)
-        # 1. Stock.
         started = time.perf_counter()
         stock_dir = stock_bot.create(args.stock_dir or tmp_path / "stock")
         print(f"stock assistant created and trained in {time.perf_counter() - started:.0f} s")
+        # The stock server stays up (idle between its turns) and is measured in the same
+        # rounds as each safe-report shape.
         stock = stock_bot.start(stock_dir)
         try:
-            results["stock rasa init (REST)"] = measure(stock.rest_url, args.users, args.rounds)
-        finally:
-            stock.stop()
-
-        # 2. safe-report, one worker.
-        stack = SafeReportStack(tmp_path / "safe1", model).start()
-        try:
-            with RssSampler(stack.pids()) as rss:
-                results["safe-report via web /api/chat"] = measure(
-                    stack.chat_url, args.users, args.rounds
-                )
-                results["safe-report Rasa REST direct"] = measure(
-                    stack.rest_url, args.users, args.rounds
-                )
-        finally:
-            stack.stop()
-        peak_rss = rss.peak
-
-        # 3. safe-report, two Sanic workers with the SQLite lock store.
-        rss2 = None
-        if not args.skip_workers:
-            stack = SafeReportStack(tmp_path / "safe2", model, workers=2).start()
+            stack = SafeReportStack(tmp_path / "safe1", model).start()
             try:
-                with RssSampler(stack.pids()) as rss2:
-                    results["safe-report 2 workers via /api/chat"] = measure(
-                        stack.chat_url, args.users, args.rounds
+                with RssSampler(stack.pids()) as rss:
+                    one = interleaved(
+                        {stock_label: stock.rest_url, web_label: stack.chat_url,
+                         direct_label: stack.rest_url},
+                        args.users, args.rounds, args.repeat,
                     )
             finally:
                 stack.stop()
+            two = None
+            if not args.skip_workers:
+                stack = SafeReportStack(tmp_path / "safe2", model, workers=2).start()
+                try:
+                    with RssSampler(stack.pids()) as rss2:
+                        two = interleaved(
+                            {stock_label: stock.rest_url, two_label: stack.chat_url},
+                            args.users, args.rounds, args.repeat,
+                        )
+                finally:
+                    stack.stop()
+        finally:
+            stock.stop()
 
     print()
+    print(f"Each figure is the median over {args.repeat} interleaved rounds.")
     print(HEADER)
-    for label, figures in results.items():
-        print(row(label, figures))
+    for label, runs in one.items():
+        print(row(label, runs))
+    if two is not None:
+        print(row(two_label, two[two_label]))
 
-    stock_figures = results["stock rasa init (REST)"]
-    full = results["safe-report via web /api/chat"]
-    p50_ratio = full["single"].p(0.5) / stock_figures["single"].p(0.5)
-    p95_ratio = full["single"].p(0.95) / stock_figures["single"].p(0.95)
-    tp_ratio = full["concurrent"].throughput / stock_figures["concurrent"].throughput
-    load_p95_ratio = full["concurrent"].p(0.95) / stock_figures["concurrent"].p(0.95)
-    errors = sum(r.errors for figures in results.values() for r in figures.values())
+    single_p50 = lambda r: r["single"].p(0.5)  # noqa: E731
+    single_p95 = lambda r: r["single"].p(0.95)  # noqa: E731
+    throughput = lambda r: r["concurrent"].throughput  # noqa: E731
+    load_p95 = lambda r: r["concurrent"].p(0.95)  # noqa: E731
+
+    def spread(values: list[float]) -> str:
+        return f"{median(values):5.2f}×  (rounds: {', '.join(f'{v:.2f}' for v in values)})"
+
+    p50_ratios = ratios(one, web_label, stock_label, single_p50)
+    tp_ratios = ratios(one, web_label, stock_label, throughput)
+    errors = sum(r.errors for runs in (one, two or {}) for rs in runs.values()
+                 for run in rs for r in run.values())
     print()
-    print("ratios, safe-report (full path, /api/chat) / stock:")
-    print(f"  single-user p50  {p50_ratio:5.2f}×   goal ≤ {GOALS['p50_ratio']}×   "
-          f"{verdict(p50_ratio <= GOALS['p50_ratio'])}")
-    print(f"  single-user p95  {p95_ratio:5.2f}×")
-    print(f"  throughput       {tp_ratio:5.2f}×   goal ≥ {GOALS['throughput_ratio']}×   "
-          f"{verdict(tp_ratio >= GOALS['throughput_ratio'])}")
-    print(f"  p95 under load   {load_p95_ratio:5.2f}×")
-    direct = results["safe-report Rasa REST direct"]
+    print("ratios, safe-report (full path, /api/chat) / stock, per round:")
+    print(f"  single-user p50  {spread(p50_ratios)}   goal ≤ {GOALS['p50_ratio']}×   "
+          f"{verdict(median(p50_ratios) <= GOALS['p50_ratio'])}")
+    print(f"  single-user p95  {spread(ratios(one, web_label, stock_label, single_p95))}")
+    print(f"  throughput       {spread(tp_ratios)}   goal ≥ {GOALS['throughput_ratio']}×   "
+          f"{verdict(median(tp_ratios) >= GOALS['throughput_ratio'])}")
+    print(f"  p95 under load   {spread(ratios(one, web_label, stock_label, load_p95))}")
     print("ratios, safe-report (Rasa REST direct) / stock: "
-          f"p50 {direct['single'].p(0.5) / stock_figures['single'].p(0.5):.2f}×, "
-          f"throughput {direct['concurrent'].throughput / stock_figures['concurrent'].throughput:.2f}×")
+          f"p50 {spread(ratios(one, direct_label, stock_label, single_p50))}; "
+          f"throughput {spread(ratios(one, direct_label, stock_label, throughput))}")
     print(f"errors over every run: {errors}   goal 0   {verdict(errors == 0)}")
     print(f"peak RSS of the safe-report stack (1 worker, all processes): "
-          f"{peak_rss / 2**20:.0f} MiB   goal ≤ {GOALS['rss_mb']} MiB   "
-          f"{verdict(peak_rss / 2**20 <= GOALS['rss_mb'])}")
-    if rss2 is not None:
-        two = results["safe-report 2 workers via /api/chat"]
-        ratio = two["concurrent"].throughput / stock_figures["concurrent"].throughput
-        own = two["concurrent"].throughput / full["concurrent"].throughput
-        print(f"two workers (SANIC_WORKERS=2, SQLite lock store): {two['concurrent'].throughput:.1f} "
-              f"msg/s = {ratio:.2f}× stock (goal ≥ {GOALS['two_workers']}×, "
-              f"{verdict(ratio >= GOALS['two_workers'])}), {own:.2f}× safe-report with 1 worker; "
-              f"peak RSS {rss2.peak / 2**20:.0f} MiB")
+          f"{rss.peak / 2**20:.0f} MiB   goal ≤ {GOALS['rss_mb']} MiB   "
+          f"{verdict(rss.peak / 2**20 <= GOALS['rss_mb'])}")
+    if two is not None:
+        two_ratios = ratios(two, two_label, stock_label, throughput)
+        tput = median([throughput(r) for r in two[two_label]])
+        own = tput / median([throughput(r) for r in one[web_label]])
+        print(f"two workers (SANIC_WORKERS=2, SQLite lock store): {tput:.1f} msg/s; "
+              f"/ stock {spread(two_ratios)}   goal ≥ {GOALS['two_workers']}×   "
+              f"{verdict(median(two_ratios) >= GOALS['two_workers'])}; "
+              f"{own:.2f}× safe-report with 1 worker; peak RSS {rss2.peak / 2**20:.0f} MiB")
 
     if not args.skip_train:
         print()

@@ -22,6 +22,8 @@ import itertools
 import json
 import logging
 import time
+import weakref
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,6 +45,8 @@ FORGET_ACTION = "action_forget_conversation"
 # Answers typed into these form slots are free text by design, not misunderstood messages.
 FREE_TEXT_SLOTS = ("contact_detail", "safe_times")
 SAVE_ATTEMPTS = 4
+# Conversations whose stored event count is remembered (bounded; ids and counts only).
+REMEMBERED_TRACKERS = 10_000
 
 # Failures of the store during the current request. The REST channel sets a fresh list per
 # message and reads it afterwards; Rasa's FailSafeTrackerStore would otherwise hide them.
@@ -204,6 +208,8 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
         self.engine = self.conversations.engine
         self.sessionmaker = sa.orm.sessionmaker(bind=self.engine)
         self.inbox_threshold = settings.inbox_confidence_threshold
+        # sender id -> (weak reference to the tracker last loaded or saved, its events stored)
+        self._stored_counts: OrderedDict[str, tuple[weakref.ref, int]] = OrderedDict()
         TrackerStore.__init__(self, domain, event_broker, **kwargs)
         # The personal-data detector loads a spaCy pipeline (seconds on a busy machine): do
         # it while Rasa starts, not while the first person of the day waits for a reply.
@@ -234,10 +240,24 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
                 statement, {"sender_id": sender_id, "all_sessions": bool(all_sessions)}
             ).all()
 
+    def _remember_stored(self, tracker: DialogueStateTracker, count: int) -> None:
+        """`count` of this tracker's events are in the store (it was just loaded or saved)."""
+        self._stored_counts[tracker.sender_id] = (weakref.ref(tracker), count)
+        self._stored_counts.move_to_end(tracker.sender_id)
+        while len(self._stored_counts) > REMEMBERED_TRACKERS:
+            self._stored_counts.popitem(last=False)
+
     def _additional_events(self, session: sa.orm.Session, tracker: DialogueStateTracker):
-        stored = session.execute(
-            self._COUNT_EVENTS, {"sender_id": tracker.sender_id, "all_sessions": False}
-        ).scalar()
+        # The tracker Rasa saves is nearly always the one this store loaded a moment ago
+        # (Rasa's ticket lock keeps every other worker off the conversation meanwhile):
+        # then the number of its events already stored is known, and the COUNT is skipped.
+        remembered = self._stored_counts.get(tracker.sender_id)
+        if remembered is not None and remembered[0]() is tracker:
+            stored = remembered[1]
+        else:
+            stored = session.execute(
+                self._COUNT_EVENTS, {"sender_id": tracker.sender_id, "all_sessions": False}
+            ).scalar()
         return itertools.islice(tracker.events, int(stored or 0), len(tracker.events))
 
     async def _retrieve(self, sender_id: str, fetch_events_from_all_sessions: bool):
@@ -248,7 +268,10 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
             if not rows or not self.domain:
                 return None
             events = [json.loads(row[0]) for row in rows]
-            return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+            tracker = DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+            if not fetch_events_from_all_sessions:
+                self._remember_stored(tracker, len(tracker.events))
+            return tracker
         except Exception as error:
             logger.error("Could not load a conversation: %s", type(error).__name__)
             _report_failure("retrieve")
@@ -281,11 +304,13 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
         with self.session_scope() as session:
             new_events = list(self._additional_events(session, tracker))
         if any(getattr(event, "action_name", None) == FORGET_ACTION for event in new_events):
+            self._stored_counts.pop(tracker.sender_id, None)
             await asyncio.to_thread(self.conversations.delete, tracker.sender_id)
             return
         rows, unsure = self._redacted_rows(tracker, new_events)
         if rows or unsure:
             await asyncio.to_thread(self._write, rows, unsure)
+        self._remember_stored(tracker, len(tracker.events))
 
     def _redacted_rows(
         self, tracker: DialogueStateTracker, new_events: list

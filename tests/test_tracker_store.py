@@ -218,3 +218,20 @@ def test_creating_the_store_loads_the_personal_data_detector(settings):
         env={**os.environ, "DATA_DIR": str(settings.data_dir)}, timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_each_event_is_stored_once_whichever_tracker_object_is_saved(store):
+    """The store remembers how much of a tracker it loaded or saved; any other tracker
+    object of the same conversation is checked against the table instead."""
+    a = tracker_with("once", ActionExecuted("action_listen"), user("one"))
+    run(store.save(a))
+    run(store.save(a))  # nothing new: nothing written
+    a.update(user("two"))
+    run(store.save(a))
+    assert store.conversations.count_events("once") == 3
+    # A tracker object this store never saw, holding the same events and one more.
+    b = tracker_with("once", ActionExecuted("action_listen"), user("one"), user("two"),
+                     user("three"))
+    run(store.save(b))
+    loaded = run(store.retrieve("once"))
+    assert [e.text for e in loaded.events if isinstance(e, UserUttered)] == ["one", "two", "three"]
