@@ -39,6 +39,8 @@ from bot.settings import Settings
 logger = logging.getLogger(__name__)
 
 SENDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+BAD_SENDER = "`sender` must be 1 to 128 letters, digits, '-' or '_'."
+BAD_JSON = 'Send a JSON object: {"sender": "...", "message": "..."}.'
 ARTICLE_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -269,12 +271,18 @@ class ChatAPI:
 
         return options
 
-    async def chat(self, request: Request) -> Response:
+    def _cors(self, request: Request) -> tuple[dict[str, str], Response | None]:
+        """The CORS headers for this request, or a 403 when its origin may not use the chat."""
         allowed, origin = self.origins.check(request)
         if not allowed:
-            return error(403, "forbidden_origin", "This site may not use the chat.",
-                         {"vary": "Origin"})
-        cors = Origins.headers(origin)
+            return {}, error(403, "forbidden_origin", "This site may not use the chat.",
+                             {"vary": "Origin"})
+        return Origins.headers(origin), None
+
+    async def chat(self, request: Request) -> Response:
+        cors, refusal = self._cors(request)
+        if refusal is not None:
+            return refusal
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/json":
             return error(415, "unsupported_media_type", "Send JSON (Content-Type: application/json).", cors)
@@ -284,12 +292,12 @@ class ChatAPI:
         try:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
-            return error(400, "bad_json", "Send a JSON object: {\"sender\": \"...\", \"message\": \"...\"}.", cors)
+            return error(400, "bad_json", BAD_JSON, cors)
         if not isinstance(body, dict):
-            return error(400, "bad_json", "Send a JSON object: {\"sender\": \"...\", \"message\": \"...\"}.", cors)
+            return error(400, "bad_json", BAD_JSON, cors)
         sender, message = body.get("sender"), body.get("message")
         if not isinstance(sender, str) or not SENDER_ID.match(sender):
-            return error(400, "bad_sender", "`sender` must be 1 to 128 letters, digits, '-' or '_'.", cors)
+            return error(400, "bad_sender", BAD_SENDER, cors)
         if not isinstance(message, str):
             return error(400, "bad_message", "`message` must be a string.", cors)
 
@@ -349,14 +357,12 @@ class ChatAPI:
             logger.error("Could not delete a conversation: %s", type(failure).__name__)
 
     async def delete_conversation(self, request: Request) -> Response:
-        allowed, origin = self.origins.check(request)
-        if not allowed:
-            return error(403, "forbidden_origin", "This site may not use the chat.",
-                         {"vary": "Origin"})
-        cors = Origins.headers(origin)
+        cors, refusal = self._cors(request)
+        if refusal is not None:
+            return refusal
         sender = request.path_params["sender"]
         if not SENDER_ID.match(sender):
-            return error(400, "bad_sender", "`sender` must be 1 to 128 letters, digits, '-' or '_'.", cors)
+            return error(400, "bad_sender", BAD_SENDER, cors)
         if self._in_flight.get(sender):
             self._deleted_in_flight.add(sender)
         try:
