@@ -247,7 +247,8 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
         while len(self._stored_counts) > REMEMBERED_TRACKERS:
             self._stored_counts.popitem(last=False)
 
-    def _additional_events(self, session: sa.orm.Session, tracker: DialogueStateTracker):
+    def _new_events(self, tracker: DialogueStateTracker) -> list:
+        """The events of `tracker` not stored yet (Rasa's `_additional_events`)."""
         # The tracker Rasa saves is nearly always the one this store loaded a moment ago
         # (Rasa's ticket lock keeps every other worker off the conversation meanwhile):
         # then the number of its events already stored is known, and the COUNT is skipped.
@@ -255,10 +256,8 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
         if remembered is not None and remembered[0]() is tracker:
             stored = remembered[1]
         else:
-            stored = session.execute(
-                self._COUNT_EVENTS, {"sender_id": tracker.sender_id, "all_sessions": False}
-            ).scalar()
-        return itertools.islice(tracker.events, int(stored or 0), len(tracker.events))
+            stored = self._session_query(self._COUNT_EVENTS, tracker.sender_id, False)[0][0]
+        return list(itertools.islice(tracker.events, int(stored or 0), len(tracker.events)))
 
     async def _retrieve(self, sender_id: str, fetch_events_from_all_sessions: bool):
         try:
@@ -301,8 +300,7 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
         # redaction is CPU work). Only writes go to a thread: while SQLite waits for another
         # worker's write lock, this worker's event loop goes on answering other people.
         # Rasa's ticket lock keeps this conversation's next message waiting meanwhile.
-        with self.session_scope() as session:
-            new_events = list(self._additional_events(session, tracker))
+        new_events = self._new_events(tracker)
         if any(getattr(event, "action_name", None) == FORGET_ACTION for event in new_events):
             self._stored_counts.pop(tracker.sender_id, None)
             await asyncio.to_thread(self.conversations.delete, tracker.sender_id)
